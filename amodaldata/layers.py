@@ -1,0 +1,132 @@
+"""The layer stack: the one derived raster every target, statistic and metric reads.
+
+``ids[k, y, x]`` is the id of the (k+1)-th nearest region covering pixel (x, y), 0 where fewer than k+1
+regions cover it. Slice 0 holds the visible masks; a region's visibility level L at a pixel (SLN Sec. 3,
+"the number of objects to remove before the pixel becomes visible") is the slice it appears in; the number
+of covering regions is the global layering map (SLN Sec. 4.3).
+
+Built in one pass over the regions from front to back with a running per-pixel count: a region's level at
+its pixels is the count of nearer regions already laid there. The per-region (pixel, level) lists are kept,
+so per-region maps cost only that region's pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import AmodalDataError
+
+if TYPE_CHECKING:
+    from .scene import Scene
+
+
+@dataclass(frozen=True, eq=False)
+class LayerStack:
+    """The layer stack of one scene and the per-region visibility levels it was built from.
+
+    Attributes:
+        ids: int array ``(K, H, W)`` of region ids (0 = none); K is the deepest overlap (0 for an empty scene).
+        count: int array ``(H, W)``: how many regions cover each pixel.
+        front_to_back: region ids in the order the stack was built (nearest first).
+        pixels: per region id, the flat indices (``y * W + x``) of its amodal pixels.
+        levels: per region id, its visibility level at each of those pixels.
+    """
+
+    ids: np.ndarray
+    count: np.ndarray
+    front_to_back: tuple[int, ...]
+    pixels: dict[int, np.ndarray]
+    levels: dict[int, np.ndarray]
+
+    @classmethod
+    def from_scene(cls, scene: "Scene") -> "LayerStack":
+        """Build the stack in the scene's front-to-back order (raises DepthCycleError on a cyclic order)."""
+        ranks = {r.id: r.depth_rank for r in scene.regions if r.depth_rank is not None}
+        try:
+            order = scene.order.front_to_back([r.id for r in scene.regions], tie_break=ranks)
+        except AmodalDataError as err:
+            raise err.located(image_id=scene.id, annotation_id=scene.annotation_id)
+        by_id = {r.id: r for r in scene.regions}
+        return cls.from_bitmaps([(rid, by_id[rid].amodal.to_bitmap()) for rid in order],
+                                scene.height, scene.width)
+
+    @classmethod
+    def from_bitmaps(cls, front_to_back: list[tuple[int, np.ndarray]], height: int, width: int) -> "LayerStack":
+        """Build the stack from ``(region id, amodal bitmap)`` pairs listed nearest first."""
+        n_pix = height * width
+        count = np.zeros(n_pix, dtype=np.int32)
+        pixels: dict[int, np.ndarray] = {}
+        levels: dict[int, np.ndarray] = {}
+        for rid, bitmap in front_to_back:
+            idx = np.flatnonzero(bitmap)
+            level = count[idx]
+            count[idx] = level + 1
+            pixels[rid] = idx
+            levels[rid] = level
+        depth = int(count.max()) if n_pix else 0
+        max_id = max((rid for rid, _ in front_to_back), default=0)
+        dtype = np.int32 if max_id < 2**31 else np.int64
+        ids = np.zeros(depth * n_pix, dtype=dtype)
+        for rid, _ in front_to_back:
+            ids[levels[rid] * n_pix + pixels[rid]] = rid
+        return cls(ids=ids.reshape(depth, height, width), count=count.reshape(height, width),
+                   front_to_back=tuple(rid for rid, _ in front_to_back), pixels=pixels, levels=levels)
+
+    # -- shape ----------------------------------------------------------------------------------------
+    @property
+    def depth(self) -> int:
+        """K, the number of slices."""
+        return self.ids.shape[0]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.count.shape  # type: ignore[return-value]
+
+    def padded(self, layers: int) -> np.ndarray:
+        """The first ``layers`` slices, zero-padded when the stack is shallower: ``(layers, H, W)``."""
+        out = np.zeros((layers, *self.shape), dtype=self.ids.dtype)
+        k = min(layers, self.depth)
+        out[:k] = self.ids[:k]
+        return out
+
+    # -- per-region views -----------------------------------------------------------------------------
+    def _dense(self, rid: int, values: np.ndarray, fill, dtype) -> np.ndarray:
+        out = np.full(self.count.size, fill, dtype=dtype)
+        out[self.pixels[rid]] = values
+        return out.reshape(self.shape)
+
+    def amodal(self, rid: int) -> np.ndarray:
+        """Bool ``(H, W)``: the region's amodal mask."""
+        return self._dense(rid, True, False, bool)
+
+    def visible(self, rid: int) -> np.ndarray:
+        """Bool ``(H, W)``: where the region is nearest (level 0)."""
+        return self._dense(rid, self.levels[rid] == 0, False, bool)
+
+    def invisible(self, rid: int) -> np.ndarray:
+        """Bool ``(H, W)``: the region's hidden part (level > 0)."""
+        return self._dense(rid, self.levels[rid] > 0, False, bool)
+
+    def level_map(self, rid: int, outside: int = -1) -> np.ndarray:
+        """Int ``(H, W)``: the region's visibility level L (SLN Sec. 3) on its amodal mask, ``outside`` elsewhere."""
+        return self._dense(rid, self.levels[rid], outside, np.int32)
+
+    def area(self, rid: int) -> int:
+        """Amodal pixel count."""
+        return int(self.pixels[rid].size)
+
+    def visible_area(self, rid: int) -> int:
+        return int(np.count_nonzero(self.levels[rid] == 0))
+
+    def occlusion_rate(self, rid: int) -> float:
+        """Hidden fraction of the amodal mask, |invisible| / |amodal| (COCOA ``occlude_rate``); 0 for an empty mask."""
+        area = self.area(rid)
+        return 0.0 if area == 0 else float(np.count_nonzero(self.levels[rid])) / area
+
+    def max_level(self, rid: int) -> int:
+        """The deepest visibility level of the region (-1 for an empty mask)."""
+        lv = self.levels[rid]
+        return int(lv.max()) if lv.size else -1

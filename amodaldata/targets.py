@@ -1,0 +1,222 @@
+"""Training targets derived from the layer stack: sem-dist maps and their decoders, layering maps, K-layer masks.
+
+Equations are those of the semantic layering network paper (SLN, seed ``000``): the sem-dist map
+M = C - L (Eq. 1), its modal and amodal decoders (Eq. 2, 3) and the pairwise depth map R_AB (Eq. 4, 5); the
+global and instance layering maps (Sec. 4.3, 4.4); and the layered masks of the layered-embedding net
+(seed ``002``, Sec. 3: per layer, a class map and an instance map of the k-th nearest object).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from .layers import LayerStack
+from .scene import Scene
+
+#: Ground-truth confidence C used when encoding sem-dist maps from annotations. 0.75 is exact in binary
+#: floating point, so ``C - L`` and its fractional part are exact, and it clears both decoding thresholds:
+#: ``DECODE_THRESHOLD`` (0.5) for masks and ``DECODE_THRESHOLD ** 2`` for the overlap region of Eq. 5.
+GT_CONFIDENCE = 0.75
+#: Default confidence threshold c of the decoders.
+DECODE_THRESHOLD = 0.5
+
+
+# -- sem-dist maps (SLN Sec. 3) -------------------------------------------------------------------------
+def semdist_map(stack: LayerStack, region_id: int, confidence: float = GT_CONFIDENCE) -> np.ndarray:
+    """The sem-dist map M(x, y) = C(x, y) - L(x, y) of one region (SLN Eq. 1), float32 ``(H, W)``.
+
+    C is ``confidence`` on the region's amodal mask and 0 elsewhere, L the visibility level from the stack
+    (0 outside), so M lies in [0, 1) where visible, in [-L, -L + 1) where hidden behind L regions, 0 outside.
+    """
+    _check_confidence(confidence)
+    return stack._dense(region_id, confidence - stack.levels[region_id].astype(np.float32), 0.0, np.float32)
+
+
+def semdist_maps(stack: LayerStack, region_ids: list[int], confidence: float = GT_CONFIDENCE) -> np.ndarray:
+    """Sem-dist maps of several regions, float32 ``(N, H, W)`` (Eq. 1)."""
+    _check_confidence(confidence)
+    h, w = stack.shape
+    out = np.zeros((len(region_ids), h * w), dtype=np.float32)
+    for row, rid in zip(out, region_ids):
+        row[stack.pixels[rid]] = confidence - stack.levels[rid]
+    return out.reshape(len(region_ids), h, w)
+
+
+def modal_heatmap(semdist: np.ndarray) -> np.ndarray:
+    """M_modal (SLN Eq. 2): M where M is in [0, 1), 0 elsewhere."""
+    m = np.asarray(semdist)
+    return np.where((m >= 0) & (m < 1), m, 0).astype(m.dtype, copy=False)
+
+
+def amodal_heatmap(semdist: np.ndarray) -> np.ndarray:
+    """M_amodal (SLN Eq. 3): the fractional part M - floor(M)."""
+    m = np.asarray(semdist)
+    return m - np.floor(m)
+
+
+def modal_mask(semdist: np.ndarray, threshold: float = DECODE_THRESHOLD) -> np.ndarray:
+    """The visible mask decoded from a sem-dist map: M_modal > c (Eq. 2)."""
+    return modal_heatmap(semdist) > threshold
+
+
+def amodal_mask(semdist: np.ndarray, threshold: float = DECODE_THRESHOLD) -> np.ndarray:
+    """The amodal mask decoded from a sem-dist map: M_amodal > c (Eq. 3)."""
+    return amodal_heatmap(semdist) > threshold
+
+
+def visibility_level(semdist: np.ndarray, threshold: float = DECODE_THRESHOLD) -> np.ndarray:
+    """The visibility level L = -floor(M) on the decoded amodal mask, -1 elsewhere (inverse of Eq. 1)."""
+    m = np.asarray(semdist)
+    return np.where(amodal_mask(m, threshold), -np.floor(m), -1).astype(np.int32)
+
+
+def pairwise_depth_map(semdist_a: np.ndarray, semdist_b: np.ndarray,
+                       threshold: float = DECODE_THRESHOLD) -> np.ndarray:
+    """R_AB (SLN Eq. 4-5): floor(M_A) - floor(M_B) where frac(M_A) * frac(M_B) > c^2, 0 elsewhere.
+
+    R_AB > 0 where A is nearer than B, < 0 where B is nearer; int32 ``(H, W)``.
+    """
+    a, b = np.asarray(semdist_a), np.asarray(semdist_b)
+    both = amodal_heatmap(a) * amodal_heatmap(b) > threshold ** 2
+    return np.where(both, np.floor(a) - np.floor(b), 0).astype(np.int32)
+
+
+def depth_order_from_semdist(semdist_a: np.ndarray, semdist_b: np.ndarray,
+                             threshold: float = DECODE_THRESHOLD) -> int:
+    """Object-level order of A and B from R_AB: +1 if A is in front, -1 if B is, 0 if undecided.
+
+    The sign held by more pixels of the overlap decides (the largest region decides, SLN Sec. 3 leaves the
+    object-level rule open since parts may differ).
+    """
+    r = pairwise_depth_map(semdist_a, semdist_b, threshold)
+    front, back = int(np.count_nonzero(r > 0)), int(np.count_nonzero(r < 0))
+    return (front > back) - (back > front)
+
+
+def _check_confidence(confidence: float) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence C must lie in (0, 1) (SLN Eq. 1), got {confidence}")
+
+
+# -- layering maps (SLN Sec. 4.3, 4.4) ------------------------------------------------------------------
+def global_layering_map(stack: LayerStack, max_level: int = 4) -> np.ndarray:
+    """The global layering map as class indices, uint8 ``(H, W)``: the number of regions covering each pixel
+    (0 = background), counts above ``max_level`` merged into ``max_level`` (SLN Sec. 4.3).
+
+    Channel l of the paper's multi-layer heatmap M_G is ``one_hot(map, max_level)[l]``.
+    """
+    _check_max_level(max_level)
+    return np.minimum(stack.count, max_level).astype(np.uint8)
+
+
+def instance_layering_map(stack: LayerStack, region_id: int, max_level: int = 4) -> np.ndarray:
+    """One region's instance layering map as class indices, uint8 ``(H, W)`` (SLN Sec. 4.4): 0 outside the
+    region, L + 1 on its amodal mask (1 = visible), with levels beyond ``max_level`` merged into the last.
+    """
+    _check_max_level(max_level)
+    values = np.minimum(stack.levels[region_id] + 1, max_level).astype(np.uint8)
+    return stack._dense(region_id, values, 0, np.uint8)
+
+
+def instance_layering_maps(stack: LayerStack, region_ids: list[int], max_level: int = 4) -> np.ndarray:
+    """Instance layering maps of several regions, uint8 ``(N, H, W)``."""
+    _check_max_level(max_level)
+    h, w = stack.shape
+    out = np.zeros((len(region_ids), h * w), dtype=np.uint8)
+    for row, rid in zip(out, region_ids):
+        row[stack.pixels[rid]] = np.minimum(stack.levels[rid] + 1, max_level)
+    return out.reshape(len(region_ids), h, w)
+
+
+def one_hot(class_map: np.ndarray, max_level: int) -> np.ndarray:
+    """``(max_level + 1, ...)`` float32 one-hot channels of a layering map (the softmax target of GLM/ILM)."""
+    levels = np.arange(max_level + 1, dtype=class_map.dtype).reshape(-1, *([1] * class_map.ndim))
+    return (class_map[None] == levels).astype(np.float32)
+
+
+def _check_max_level(max_level: int) -> None:
+    if max_level < 1:
+        raise ValueError(f"max_level must be >= 1, got {max_level}")
+
+
+# -- K-layer masks of the layered-embedding net (seed 002, Sec. 3) ---------------------------------------
+@dataclass(frozen=True)
+class LayeredMasks:
+    """Per layer k (0 = nearest): ``classes[k]`` the class of the (k+1)-th nearest object at each pixel and
+    ``instances[k]`` its region id (0 = none). K = 2 is the paper's foreground / occlusion pair."""
+
+    classes: np.ndarray
+    instances: np.ndarray
+
+
+def layered_masks(stack: LayerStack, layers: int, classes: Mapping[int, int]) -> LayeredMasks:
+    """K-layer class and instance maps, each ``(K, H, W)``, read off the first K slices of the stack.
+
+    ``classes`` maps region id -> class index (> 0); see :func:`region_classes` for the default.
+    """
+    if layers < 1:
+        raise ValueError(f"layers must be >= 1, got {layers}")
+    instances = stack.padded(layers)
+    if not classes:
+        return LayeredMasks(np.zeros(instances.shape, np.int32), instances)
+    ids = np.fromiter(classes.keys(), dtype=np.int64)
+    values = np.fromiter(classes.values(), dtype=np.int32)
+    sorter = np.argsort(ids)
+    ids, values = ids[sorter], values[sorter]
+    pos = np.clip(np.searchsorted(ids, instances), 0, len(ids) - 1)
+    found = ids[pos] == instances
+    return LayeredMasks(np.where(found, values[pos], 0).astype(np.int32), instances)
+
+
+def region_classes(scene: Scene, names: Mapping[str, int] | None = None) -> dict[int, int]:
+    """Default class of every region: its ``category_id``; else its name looked up in ``names``; else 1."""
+    out = {}
+    for r in scene.regions:
+        if r.category_id is not None:
+            out[r.id] = int(r.category_id)
+        elif names is not None and r.name is not None and r.name.strip() in names:
+            out[r.id] = int(names[r.name.strip()])
+        else:
+            out[r.id] = 1
+    return out
+
+
+# -- everything at once -----------------------------------------------------------------------------------
+def scene_targets(scene: Scene, *, max_level: int = 4, layers: int = 2,
+                  confidence: float = GT_CONFIDENCE) -> dict[str, np.ndarray]:
+    """All targets of one scene, from its (cached) layer stack. Keys (N regions, in ``scene.regions`` order):
+
+    - ``region_ids`` int64 (N,); ``occlusion_rate`` float32 (N,)
+    - ``amodal``, ``visible`` bool (N, H, W)
+    - ``semdist`` float32 (N, H, W): Eq. 1 with C = ``confidence``
+    - ``instance_layering`` uint8 (N, H, W); ``global_layering`` uint8 (H, W): Sec. 4.3-4.4, capped
+    - ``layer_stack`` int32 (K, H, W): the full stack
+    - ``layered_classes``, ``layered_instances`` int32 (``layers``, H, W): seed 002's K-layer masks
+    - ``order_edges`` int64 (E, 2): (front, back) region-id pairs
+    """
+    stack = scene.layers
+    rids = [r.id for r in scene.regions]
+    h, w = stack.shape
+    n = len(rids)
+    amodal = np.zeros((n, h * w), dtype=bool)
+    visible = np.zeros((n, h * w), dtype=bool)
+    for i, rid in enumerate(rids):
+        amodal[i, stack.pixels[rid]] = True
+        visible[i, stack.pixels[rid][stack.levels[rid] == 0]] = True
+    lm = layered_masks(stack, layers, region_classes(scene))
+    return {
+        "region_ids": np.asarray(rids, dtype=np.int64),
+        "occlusion_rate": np.asarray([stack.occlusion_rate(r) for r in rids], dtype=np.float32),
+        "amodal": amodal.reshape(n, h, w),
+        "visible": visible.reshape(n, h, w),
+        "semdist": semdist_maps(stack, rids, confidence),
+        "instance_layering": instance_layering_maps(stack, rids, max_level),
+        "global_layering": global_layering_map(stack, max_level),
+        "layer_stack": stack.ids,
+        "layered_classes": lm.classes,
+        "layered_instances": lm.instances,
+        "order_edges": np.asarray(sorted(scene.order.edges), dtype=np.int64).reshape(-1, 2),
+    }

@@ -1,0 +1,34 @@
+"""Annotation formats: one module per format, each with plain ``read_<fmt>`` / ``write_<fmt>`` functions.
+
+:data:`READERS` and :data:`WRITERS` map a format name to its function; :func:`read` and :func:`write` dispatch.
+A reader yields :class:`amodaldata.Scene` objects; a writer takes an iterable of Scenes and an output path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from amodaldata.errors import FormatError
+from amodaldata.scene import Scene
+
+from .cocoa import read_cocoa
+
+READERS: dict[str, Callable[..., Iterator[Scene]]] = {
+    "cocoa": read_cocoa,
+}
+WRITERS: dict[str, Callable[..., Any]] = {}
+
+
+def read(fmt: str, path: str | Path, **options: Any) -> Iterator[Scene]:
+    """Read ``path`` in format ``fmt`` (a key of :data:`READERS`)."""
+    if fmt not in READERS:
+        raise FormatError(f"unknown input format {fmt!r}; known: {', '.join(sorted(READERS))}", file=str(path))
+    return READERS[fmt](path, **options)
+
+
+def write(fmt: str, scenes: Iterable[Scene], out: str | Path, **options: Any) -> Any:
+    """Write ``scenes`` to ``out`` in format ``fmt`` (a key of :data:`WRITERS`)."""
+    if fmt not in WRITERS:
+        raise FormatError(f"unknown output format {fmt!r}; known: {', '.join(sorted(WRITERS))}", file=str(out))
+    return WRITERS[fmt](scenes, out, **options)

@@ -1,0 +1,215 @@
+"""COCOA and BSDS-amodal (Zhu et al., "Semantic Amodal Segmentation"): read into :class:`~amodaldata.Scene`.
+
+Accepted inputs (see ``FORMATS.md``): a release file ``{"images": [...], "annotations": [...]}``, a list of
+annotation objects, or one annotation object (as in the public demo data). One Scene is made per annotation
+object, so BSDS's several annotators of one image stay apart (same ``Scene.id``, different ``annotator``).
+
+Regions get ids 1..n in list order; ``order`` becomes ``depth_rank``; ``depth_constraint`` pairs (numbered by
+``order`` values, not list positions) become the occlusion edges, else the ranks do, for regions whose
+outlines' bounding boxes meet.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+from amodaldata.errors import AmodalDataError, AnnotationError, ErrorPolicy, MissingImageError, OnError
+from amodaldata.masks import Mask
+from amodaldata.order import OcclusionOrder
+from amodaldata.scene import Region, Scene
+
+#: Region fields the model holds; any other field rides in ``Region.extra``.
+REGION_FIELDS = {"segmentation", "name", "isStuff", "order", "visible_mask", "invisible_mask", "area",
+                 "occlude_rate"}
+#: Annotation fields the model holds; any other field rides in ``Scene.extra``.
+ANNOTATION_FIELDS = {"id", "image_id", "author", "regions", "depth_constraint"}
+IMAGE_FIELDS = {"id", "file_name", "width", "height"}
+
+
+def load_json(path: str | Path) -> Any:
+    """Parse a JSON file; a syntax error becomes an :class:`AnnotationError` naming the file, line and column."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            return json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise AnnotationError(f"malformed JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
+                              file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise AnnotationError(f"not UTF-8 text: {exc.reason}", file=str(path)) from None
+    except FileNotFoundError:
+        raise AnnotationError("no such file", file=str(path)) from None
+
+
+def _require(record: dict, key: str, types: type | tuple[type, ...], what: str) -> Any:
+    if not isinstance(record, dict):
+        raise AnnotationError(f"{what} must be a JSON object, got {type(record).__name__}")
+    if key not in record:
+        raise AnnotationError(f"{what} has no '{key}' field")
+    value = record[key]
+    allowed = types if isinstance(types, tuple) else (types,)
+    if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+        names = "/".join(t.__name__ for t in allowed)
+        raise AnnotationError(f"{what} field '{key}' must be {names}, got {type(value).__name__}")
+    return value
+
+
+def read_cocoa(path: str | Path, images: str | Path | None = None, *, on_error: OnError | ErrorPolicy = "fail",
+               load_images: bool = False) -> Iterator[Scene]:
+    """Yield one Scene per COCOA/BSDS annotation object of ``path``.
+
+    Args:
+        path: the annotation JSON.
+        images: folder of the image files; needed when the file has no ``images`` list (the size is then read
+            from the image) and when ``load_images`` is set. A named image missing there is an error.
+        on_error: ``"fail"`` raises the first error; ``"skip"`` drops the bad annotation and records it in the
+            policy (pass an :class:`ErrorPolicy` to read the skips afterwards).
+        load_images: attach the image file's bytes to each Scene (``Scene.image_bytes``).
+    """
+    policy = on_error if isinstance(on_error, ErrorPolicy) else ErrorPolicy(on_error)
+    path = Path(path)
+    data = load_json(path)
+    image_dir = Path(images) if images is not None else None
+    if isinstance(data, dict) and "annotations" in data:
+        image_records = data.get("images", [])
+        annotations = data["annotations"]
+        if not isinstance(image_records, list) or not isinstance(annotations, list):
+            raise AnnotationError("'images' and 'annotations' must be lists", file=str(path))
+    elif isinstance(data, dict) and "regions" in data:
+        image_records, annotations = [], [data]
+    elif isinstance(data, list):
+        image_records, annotations = [], data
+    else:
+        raise AnnotationError("not a COCOA file: expected 'annotations', a list of annotations or one "
+                              "annotation with 'regions'", file=str(path))
+
+    by_id: dict[Any, dict] = {}
+    for record in image_records:
+        try:
+            image_id = _require(record, "id", (int, str), "image record")
+            for key in ("width", "height"):
+                _require(record, key, int, f"image record {image_id}")
+        except AmodalDataError as err:
+            policy.handle(err.located(file=str(path)))
+            continue
+        by_id[image_id] = record
+
+    for ann in annotations:
+        image_id = ann.get("image_id") if isinstance(ann, dict) else None
+        ann_id = ann.get("id") if isinstance(ann, dict) else None
+        try:
+            yield _scene_from_annotation(ann, by_id, path, image_dir, load_images)
+        except AmodalDataError as err:
+            policy.handle(err.located(file=str(path), image_id=image_id, annotation_id=ann_id))
+
+
+def _image_file(record: dict | None, ann: dict, path: Path, image_dir: Path | None) -> Path | None:
+    """Where the image of this annotation lies, or None when no folder was given."""
+    if image_dir is None:
+        return None
+    candidates = []
+    if record is not None and isinstance(record.get("file_name"), str):
+        candidates.append(image_dir / record["file_name"])
+    url = ann.get("url")
+    if isinstance(url, str) and url:
+        candidates.append(image_dir / url.rsplit("/", 1)[-1])
+    candidates.append(image_dir / f"{path.stem}.jpg")   # the demo layout: N.json beside N.jpg
+    candidates.append(image_dir / f"{path.stem}.png")
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise MissingImageError(f"image file not found in {image_dir} (looked for "
+                            f"{', '.join(c.name for c in dict.fromkeys(candidates))})")
+
+
+def _scene_from_annotation(ann: Any, images: dict[Any, dict], path: Path, image_dir: Path | None,
+                           load_images: bool) -> Scene:
+    image_id = _require(ann, "image_id", (int, str), "annotation")
+    regions_in = _require(ann, "regions", list, "annotation")
+    record = images.get(image_id)
+    if images and record is None:
+        raise AnnotationError("annotation names an image the 'images' list does not have")
+    image_path = _image_file(record, ann, path, image_dir) if (image_dir is not None and
+                                                              (load_images or record is None)) else None
+    if record is not None:
+        height, width = record["height"], record["width"]
+    elif image_path is not None:
+        from PIL import Image
+
+        with Image.open(image_path) as im:
+            width, height = im.size
+    else:
+        raise AnnotationError("the image size is unknown: the file has no 'images' list; pass the image folder")
+
+    regions: list[Region] = []
+    for index, raw in enumerate(regions_in):
+        rid = index + 1
+        try:
+            regions.append(_region(raw, rid, height, width))
+        except AmodalDataError as err:
+            raise err.located(region_id=_region_name(raw, rid))
+    ranks = {r.id: r.depth_rank for r in regions if r.depth_rank is not None}
+    constraint = ann.get("depth_constraint")
+    if constraint is not None and not isinstance(constraint, str):
+        raise AnnotationError(f"'depth_constraint' must be a string, got {type(constraint).__name__}")
+    if constraint:
+        rank_to_id: dict[int, int] = {}
+        for r in regions:
+            if r.depth_rank is not None:
+                if r.depth_rank in rank_to_id:
+                    raise AnnotationError(f"two regions have order {r.depth_rank}", region_id=r.id)
+                rank_to_id[r.depth_rank] = r.id
+        order = OcclusionOrder.from_depth_constraint(constraint, rank_to_id)
+    else:
+        order = OcclusionOrder.from_ranks(ranks, _boxes_meeting([r for r in regions if r.id in ranks]))
+    scene_extra = {k: v for k, v in ann.items() if k not in ANNOTATION_FIELDS}
+    if record is not None:
+        scene_extra["image"] = {k: v for k, v in record.items() if k not in IMAGE_FIELDS}
+    scene = Scene(
+        id=image_id, height=int(height), width=int(width), regions=regions, order=order,
+        file_name=(record or {}).get("file_name") or (image_path.name if image_path else None),
+        image_bytes=image_path.read_bytes() if (load_images and image_path is not None) else None,
+        annotator=ann.get("author"), annotation_id=ann.get("id"), extra=scene_extra,
+    )
+    scene.order.front_to_back([r.id for r in regions], tie_break=ranks)   # refuse cycles while reading
+    return scene
+
+
+def _region_name(raw: Any, rid: int) -> str:
+    if isinstance(raw, dict) and isinstance(raw.get("order"), int):
+        return f"{rid} (order {raw['order']})"
+    return str(rid)
+
+
+def _region(raw: Any, rid: int, height: int, width: int) -> Region:
+    segmentation = _require(raw, "segmentation", (list, dict), "region")
+    amodal = Mask.from_segmentation(segmentation, height, width)
+    name = raw.get("name")
+    if name is not None and not isinstance(name, str):
+        raise AnnotationError(f"'name' must be a string, got {type(name).__name__}")
+    is_stuff = raw.get("isStuff", 0)
+    if is_stuff not in (0, 1, True, False):
+        raise AnnotationError(f"'isStuff' must be 0 or 1, got {is_stuff!r}")
+    rank = raw.get("order")
+    if rank is not None and (not isinstance(rank, int) or isinstance(rank, bool) or rank < 1):
+        raise AnnotationError(f"'order' must be a positive int, got {rank!r}")
+    visible = raw.get("visible_mask")
+    visible_mask = Mask.from_rle(visible, height, width) if visible is not None else None
+    invisible = raw.get("invisible_mask")
+    if invisible is not None:
+        Mask.from_rle(invisible, height, width)     # validated; it is derived again from the layer stack
+    return Region(id=rid, amodal=amodal, name=name, is_stuff=bool(is_stuff), visible=visible_mask,
+                  depth_rank=rank, extra={k: v for k, v in raw.items() if k not in REGION_FIELDS})
+
+
+def _boxes_meeting(regions: list[Region]) -> list[tuple[int, int]]:
+    """Pairs of regions whose amodal bounding boxes intersect (a cheap superset of the overlapping pairs)."""
+    boxes = [(r.id, r.amodal.bbox()) for r in regions]
+    pairs = []
+    for i, (a, (ax, ay, aw, ah)) in enumerate(boxes):
+        for b, (bx, by, bw, bh) in boxes[i + 1:]:
+            if ax <= bx + bw and bx <= ax + aw and ay <= by + bh and by <= ay + ah:
+                pairs.append((a, b))
+    return pairs
