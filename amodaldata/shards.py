@@ -1,0 +1,308 @@
+"""Parquet shards: the interchange and training format (DESIGN.md, "Shards").
+
+One row per scene, files ``{split}-{index:05d}-of-{count:05d}.parquet`` in one folder with a ``README.md``
+dataset card, row groups of :data:`ROW_GROUP_SIZE` rows. Columns:
+
+- ``image``: ``struct{bytes: binary, path: string}``, the Hugging Face ``Image`` layout, declared in the
+  schema's ``huggingface`` metadata so ``datasets.load_dataset("parquet", ...)`` decodes it;
+- ``image_id``, ``annotation_id``: the ids as canonical JSON text (``"42"`` for 42, ``"\\"a\\""`` for "a");
+  ``annotator``, ``file_name``, ``height``, ``width``;
+- ``regions``: list of structs (``id``, ``name``, ``category_id``, ``is_stuff``, ``depth_rank``, ``amodal`` and
+  ``visible`` as COCO compressed RLE ``{size, counts}``, ``visible_given`` (the visible mask came from the
+  annotation rather than the layer stack), ``amodal_polygons`` (the polygons the amodal mask arrived as, so
+  the encoding survives), ``area``, ``occlusion_rate``, ``extra`` as JSON text);
+- ``order``: the occlusion edges as ``{front, back}`` region-id structs; ``extra``: JSON text.
+
+Writing is atomic (temporary file, then rename) and deterministic (same scenes, same bytes). Targets are
+derived from a row when read; they are not stored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pycocotools import mask as cocomask
+
+from .errors import AmodalDataError, ErrorPolicy, FormatError, MissingImageError, OnError
+from .masks import Mask
+from .order import OcclusionOrder
+from .scene import Region, Scene
+
+ROW_GROUP_SIZE = 100
+SHARD_PATTERN = re.compile(r"^(?P<split>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
+
+_RLE = pa.struct([("size", pa.list_(pa.int32())), ("counts", pa.string())])
+REGION_TYPE = pa.struct([
+    ("id", pa.int64()),
+    ("name", pa.string()),
+    ("category_id", pa.int64()),
+    ("is_stuff", pa.bool_()),
+    ("depth_rank", pa.int32()),
+    ("amodal", _RLE),
+    ("visible", _RLE),
+    ("visible_given", pa.bool_()),
+    ("amodal_polygons", pa.list_(pa.list_(pa.float64()))),
+    ("area", pa.int64()),
+    ("occlusion_rate", pa.float32()),
+    ("extra", pa.string()),
+])
+SCHEMA = pa.schema(
+    [
+        ("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+        ("image_id", pa.string()),
+        ("annotation_id", pa.string()),
+        ("annotator", pa.string()),
+        ("file_name", pa.string()),
+        ("height", pa.int32()),
+        ("width", pa.int32()),
+        ("regions", pa.list_(REGION_TYPE)),
+        ("order", pa.list_(pa.struct([("front", pa.int64()), ("back", pa.int64())]))),
+        ("extra", pa.string()),
+    ],
+    metadata={b"huggingface": json.dumps({"info": {"features": {"image": {"_type": "Image"}}}}).encode()},
+)
+
+
+def shard_name(split: str, index: int, count: int) -> str:
+    """``{split}-{index:05d}-of-{count:05d}.parquet`` (the Hugging Face Hub naming)."""
+    return f"{split}-{index:05d}-of-{count:05d}.parquet"
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _unjson(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+# -- Scene <-> row ------------------------------------------------------------------------------------
+def scene_to_row(scene: Scene) -> dict[str, Any]:
+    """One shard row (a dict matching :data:`SCHEMA`). Visible masks come from the layer stack unless given."""
+    stack = scene.layers
+    regions = []
+    for r in scene.regions:
+        if r.visible is not None:
+            visible = r.visible.to_rle()
+        else:
+            bitmap = stack.visible(r.id)
+            visible = cocomask.encode(np.asfortranarray(bitmap, dtype=np.uint8))
+            visible = {"size": [scene.height, scene.width], "counts": visible["counts"].decode("ascii")}
+        regions.append({
+            "id": r.id, "name": r.name, "category_id": r.category_id, "is_stuff": bool(r.is_stuff),
+            "depth_rank": r.depth_rank, "amodal": r.amodal.to_rle(), "visible": visible,
+            "visible_given": r.visible is not None, "amodal_polygons": r.amodal.polygons,
+            "area": stack.area(r.id), "occlusion_rate": stack.occlusion_rate(r.id),
+            "extra": _json(r.extra) if r.extra else None,
+        })
+    return {
+        "image": {"bytes": scene.image_bytes, "path": scene.file_name},
+        "image_id": _json(scene.id),
+        "annotation_id": _json(scene.annotation_id),
+        "annotator": scene.annotator,
+        "file_name": scene.file_name,
+        "height": scene.height,
+        "width": scene.width,
+        "regions": regions,
+        "order": [{"front": a, "back": b} for a, b in sorted(scene.order.edges)],
+        "extra": _json(scene.extra) if scene.extra else None,
+    }
+
+
+def row_to_scene(row: dict[str, Any]) -> Scene:
+    """The Scene of one shard row (the inverse of :func:`scene_to_row`)."""
+    h, w = int(row["height"]), int(row["width"])
+    regions = []
+    for r in row["regions"] or []:
+        polygons = r.get("amodal_polygons")
+        amodal = Mask(h, w, polygons=[list(p) for p in polygons]) if polygons else Mask.from_rle(r["amodal"], h, w)
+        visible = Mask.from_rle(r["visible"], h, w) if r.get("visible_given") else None
+        regions.append(Region(
+            id=int(r["id"]), amodal=amodal, name=r.get("name"), category_id=r.get("category_id"),
+            is_stuff=bool(r.get("is_stuff")), visible=visible, depth_rank=r.get("depth_rank"),
+            extra=_unjson(r.get("extra")) or {},
+        ))
+    image = row.get("image") or {}
+    return Scene(
+        id=_unjson(row["image_id"]), height=h, width=w, regions=regions,
+        order=OcclusionOrder({(e["front"], e["back"]) for e in row.get("order") or []}),
+        file_name=row.get("file_name"), image_bytes=image.get("bytes"), annotator=row.get("annotator"),
+        annotation_id=_unjson(row.get("annotation_id")), extra=_unjson(row.get("extra")) or {},
+    )
+
+
+# -- writing --------------------------------------------------------------------------------------------
+def write_shard(scenes: Iterable[Scene], path: str | Path, row_group_size: int = ROW_GROUP_SIZE) -> int:
+    """Write one shard atomically (a hidden temporary file beside it, then a rename); return its row count.
+
+    Rows are converted and written one row group at a time, so memory holds one group, not the shard.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    rows = 0
+    try:
+        with pq.ParquetWriter(tmp, SCHEMA, compression="zstd") as writer:
+            batch: list[dict] = []
+            for scene in scenes:
+                batch.append(scene_to_row(scene))
+                if len(batch) == row_group_size:
+                    writer.write_table(pa.Table.from_pylist(batch, schema=SCHEMA), row_group_size=row_group_size)
+                    rows += len(batch)
+                    batch = []
+            if batch or rows == 0:
+                writer.write_table(pa.Table.from_pylist(batch, schema=SCHEMA), row_group_size=row_group_size)
+                rows += len(batch)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return rows
+
+
+def write_shards(scenes: Iterable[Scene], out_dir: str | Path, *, split: str = "train",
+                 scenes_per_shard: int = 1000, card: bool = True) -> list[Path]:
+    """Stream ``scenes`` into shards of ``scenes_per_shard`` rows under ``out_dir``; return the shard paths.
+
+    The shard count is known only at the end, so shards are written under temporary names and renamed to
+    ``{split}-{i:05d}-of-{n:05d}.parquet`` once all are complete; on an error none is left behind.
+    """
+    if scenes_per_shard < 1:
+        raise ValueError("scenes_per_shard must be >= 1")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    partial: list[Path] = []
+    done = False
+    try:
+        iterator = iter(scenes)
+        while True:
+            chunk = _take(iterator, scenes_per_shard)
+            if not chunk and partial:
+                break
+            part = out_dir / f".{split}-{len(partial):05d}.partial.parquet"
+            write_shard(chunk, part)
+            partial.append(part)
+            if len(chunk) < scenes_per_shard:
+                break
+        final = [out_dir / shard_name(split, i, len(partial)) for i in range(len(partial))]
+        for src, dst in zip(partial, final):
+            os.replace(src, dst)
+        done = True
+    finally:
+        if not done:
+            for part in partial:
+                part.unlink(missing_ok=True)
+    if card:
+        write_dataset_card(out_dir)
+    return final
+
+
+def _take(iterator: Iterator[Scene], n: int) -> list[Scene]:
+    out = []
+    for scene in iterator:
+        out.append(scene)
+        if len(out) == n:
+            break
+    return out
+
+
+def write_dataset_card(out_dir: str | Path, *, title: str = "amodaldata shards", description: str = "",
+                       source: str = "", license: str = "other") -> Path:
+    """Write ``README.md``: the Hub dataset-card header (configs, splits), schema and how to load it."""
+    out_dir = Path(out_dir)
+    splits: dict[str, list[Path]] = {}
+    for path in sorted(out_dir.glob("*.parquet")):
+        match = SHARD_PATTERN.match(path.name)
+        if match:
+            splits.setdefault(match["split"], []).append(path)
+    rows = {s: sum(pq.ParquetFile(p).metadata.num_rows for p in paths) for s, paths in splits.items()}
+    lines = ["---", f"license: {license}", "configs:", "- config_name: default", "  data_files:"]
+    for split in splits:
+        lines += [f"  - split: {split}", f"    path: \"{split}-*.parquet\""]
+    lines += ["---", "", f"# {title}", ""]
+    if description:
+        lines += [description, ""]
+    if source:
+        lines += [f"Source: {source}", ""]
+    lines += ["| split | shards | scenes |", "| --- | --- | --- |"]
+    lines += [f"| {s} | {len(splits[s])} | {rows[s]} |" for s in splits]
+    lines += [
+        "", "## Columns", "",
+        "One row per scene (an image and all its amodally annotated regions):", "",
+        "- `image`: `{bytes, path}` (PNG/JPEG bytes; a Hugging Face `Image` feature)",
+        "- `image_id`, `annotation_id`: ids as JSON text; `annotator`; `file_name`; `height`, `width`",
+        "- `regions`: list of `{id, name, category_id, is_stuff, depth_rank, amodal, visible, visible_given,"
+        " amodal_polygons, area, occlusion_rate, extra}`; `amodal` and `visible` are COCO compressed RLE"
+        " `{size: [h, w], counts}`",
+        "- `order`: occlusion edges `{front, back}` (region ids; front hides back where they overlap)",
+        "- `extra`: JSON text of fields no reader models",
+        "", "## Loading", "",
+        "```python",
+        "from amodaldata.shards import read_shards",
+        "for scene in read_shards(\"THIS_FOLDER\"):",
+        "    stack = scene.layers  # layer stack -> every target",
+        "",
+        "import datasets  # or, with Hugging Face datasets:",
+        "ds = datasets.load_dataset(\"parquet\", data_dir=\"THIS_FOLDER\")",
+        "```", "",
+    ]
+    card = out_dir / "README.md"
+    tmp = card.with_name(".README.md.tmp")
+    tmp.write_text("\n".join(lines))
+    os.replace(tmp, card)
+    return card
+
+
+# -- reading --------------------------------------------------------------------------------------------
+def shard_paths(path: str | Path, split: str | None = None) -> list[Path]:
+    """The shard files of a folder (sorted; optionally one split), or ``[path]`` for a single file."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FormatError("no such shard file or folder", file=str(path))
+    paths = sorted(p for p in path.glob("*.parquet") if not p.name.startswith("."))
+    if split is not None:
+        paths = [p for p in paths if (m := SHARD_PATTERN.match(p.name)) and m["split"] == split]
+    if not paths:
+        raise FormatError(f"no {'' if split is None else split + ' '}shards (*.parquet) in the folder",
+                          file=str(path))
+    return paths
+
+
+def read_shards(path: str | Path, images: str | Path | None = None, *, split: str | None = None,
+                on_error: OnError | ErrorPolicy = "fail", batch_size: int = ROW_GROUP_SIZE) -> Iterator[Scene]:
+    """Stream the Scenes of a shard file or folder, one record batch at a time (memory stays flat).
+
+    ``images``: a folder to load image bytes from (by ``file_name``) for rows stored without them.
+    ``on_error``: ``"skip"`` drops a row that cannot be made a Scene and records it in the policy.
+    """
+    policy = on_error if isinstance(on_error, ErrorPolicy) else ErrorPolicy(on_error)
+    for shard in shard_paths(path, split):
+        try:
+            parquet = pq.ParquetFile(shard)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise FormatError(f"not a Parquet file: {exc}", file=str(shard)) from None
+        missing = {"image_id", "height", "width", "regions"} - set(parquet.schema_arrow.names)
+        if missing:
+            raise FormatError(f"not an amodaldata shard: no column(s) {', '.join(sorted(missing))}",
+                              file=str(shard))
+        for batch in parquet.iter_batches(batch_size=batch_size):
+            for row in batch.to_pylist():
+                try:
+                    scene = row_to_scene(row)
+                    if images is not None and scene.image_bytes is None and scene.file_name:
+                        image = Path(images) / scene.file_name
+                        if not image.is_file():
+                            raise MissingImageError(f"image file {image} not found")
+                        scene.image_bytes = image.read_bytes()
+                except AmodalDataError as err:
+                    policy.handle(err.located(file=str(shard), image_id=_unjson(row.get("image_id"))))
+                    continue
+                yield scene
