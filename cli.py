@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 import click
 
 from amodaldata import __version__
-from amodaldata.errors import AmodalDataError
+from amodaldata.errors import AmodalDataError, ErrorPolicy
 
 
 def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -30,6 +31,45 @@ def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.version_option(__version__, prog_name="amodaldata")
 def main() -> None:
     """Read, convert, measure, generate and evaluate amodal segmentation data."""
+
+
+@main.command()
+@click.argument("src_format")
+@click.argument("input", type=click.Path(exists=True, path_type=Path))
+@click.option("--to", "dst_format", required=True, help="Output format: parquet, semdist, layered, or an "
+              "annotation format.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output file or folder.")
+@click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of the image files (needed to embed images in shards).")
+@click.option("--layers", type=click.IntRange(min=1), help="layered: number of layers K [2].")
+@click.option("--max-level", type=click.IntRange(min=1), help="semdist: cap of the layering maps [4].")
+@click.option("--split", help="parquet: split name in the shard file names [train].")
+@click.option("--scenes-per-shard", type=click.IntRange(min=1), help="parquet: rows per shard [1000].")
+@click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+              help="fail: stop at the first bad item; skip: drop it and report it at the end.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing non-empty output.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@reports_errors
+def convert(src_format: str, input: Path, dst_format: str, out: Path, images: Path | None, layers: int | None,
+            max_level: int | None, split: str | None, scenes_per_shard: int | None, on_error: str,
+            overwrite: bool, progress: bool) -> None:
+    """Convert INPUT (in SRC_FORMAT) to another format or to training targets.
+
+    \b
+    amodaldata convert cocoa COCO_amodal_val2014.json --to semdist --out targets/
+    amodaldata convert cocoa COCO_amodal_val2014.json --to layered --layers 3 --out layered/
+    amodaldata convert cocoa COCO_amodal_val2014.json --images val2014/ --to parquet --out shards/
+    """
+    from converters.convert import convert as run
+
+    report = run(src_format, input, dst_format, out, images=images, on_error=on_error, overwrite=overwrite,
+                 progress=progress, layers=layers, max_level=max_level, split=split,
+                 scenes_per_shard=scenes_per_shard)
+    click.echo(f"wrote {report.scenes} scenes ({report.regions} regions) to {report.output}")
+    for loss in report.losses:
+        click.echo(f"lost: {loss}", err=True)
+    if report.skipped:
+        click.echo(ErrorPolicy("skip", report.skipped).summary(), err=True)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,20 @@ from amodaldata.errors import FormatError
 from amodaldata.scene import Scene
 
 from .cocoa import read_cocoa
+from .parquet import read_parquet, write_parquet
+from .targets import write_layered, write_semdist
 
 READERS: dict[str, Callable[..., Iterator[Scene]]] = {
     "cocoa": read_cocoa,
+    "parquet": read_parquet,
 }
-WRITERS: dict[str, Callable[..., Any]] = {}
+WRITERS: dict[str, Callable[..., Any]] = {
+    "parquet": write_parquet,
+    "semdist": write_semdist,
+    "layered": write_layered,
+}
+#: Output formats that carry the image bytes (the reader loads them when an image folder is given).
+EMBEDS_IMAGES = {"parquet"}
 
 
 def read(fmt: str, path: str | Path, **options: Any) -> Iterator[Scene]:

@@ -1,0 +1,95 @@
+"""Read -> write orchestration behind ``amodaldata convert``: streaming, progress, error policy, atomic output."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from amodaldata.errors import AmodalDataError, ErrorPolicy, FormatError, OnError
+from amodaldata.scene import Scene
+
+from . import EMBEDS_IMAGES, READERS, WRITERS
+
+
+@dataclass
+class ConversionReport:
+    """What a conversion did: counts, every skipped item, and what the target format could not hold."""
+
+    output: Path
+    scenes: int = 0
+    regions: int = 0
+    skipped: list[AmodalDataError] = field(default_factory=list)
+    losses: list[str] = field(default_factory=list)
+
+
+def _accepted(func: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:
+    """The options ``func`` declares (each format takes only its own)."""
+    params = inspect.signature(func).parameters
+    return {k: v for k, v in options.items() if k in params and v is not None}
+
+
+def _check_output(out: Path, overwrite: bool) -> None:
+    if out.exists() and (out.is_file() or any(out.iterdir())) and not overwrite:
+        raise FormatError("output exists and is not empty; pass --overwrite to replace it", file=str(out))
+
+
+def _replace(tmp: Path, out: Path) -> None:
+    if out.is_dir():
+        shutil.rmtree(out)
+    elif out.exists():
+        out.unlink()
+    os.replace(tmp, out)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink()
+
+
+def convert(src_format: str, input: str | Path, dst_format: str, out: str | Path, *,
+            images: str | Path | None = None, on_error: OnError = "fail", overwrite: bool = False,
+            progress: bool = False, **options: Any) -> ConversionReport:
+    """Read ``input`` as ``src_format`` and write ``out`` as ``dst_format``.
+
+    The output is built under a hidden temporary name beside ``out`` and renamed into place only when complete,
+    so a failure leaves nothing behind. An existing non-empty ``out`` is refused unless ``overwrite``.
+    ``options`` go to the reader and the writer that declare them (e.g. ``layers``, ``max_level``, ``split``).
+    """
+    for fmt, table, what in ((src_format, READERS, "input"), (dst_format, WRITERS, "output")):
+        if fmt not in table:
+            raise FormatError(f"unknown {what} format {fmt!r}; known: {', '.join(sorted(table))}")
+    out = Path(out)
+    _check_output(out, overwrite)
+    policy = ErrorPolicy(on_error)
+    reader, writer = READERS[src_format], WRITERS[dst_format]
+    read_options = _accepted(reader, {**options, "images": images, "on_error": policy,
+                                      "load_images": images is not None and dst_format in EMBEDS_IMAGES})
+    report = ConversionReport(output=out)
+    scenes: Iterable[Scene] = _counting(reader(input, **read_options), report)
+    if progress:
+        from tqdm import tqdm
+
+        scenes = tqdm(scenes, desc=f"{src_format} -> {dst_format}", unit=" scenes")
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    _remove(tmp)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        writer(scenes, tmp, **_accepted(writer, options))
+        _replace(tmp, out)
+    finally:
+        _remove(tmp)
+    report.skipped = policy.skipped
+    return report
+
+
+def _counting(scenes: Iterator[Scene], report: ConversionReport) -> Iterator[Scene]:
+    for scene in scenes:
+        report.scenes += 1
+        report.regions += len(scene.regions)
+        yield scene
