@@ -72,5 +72,36 @@ def convert(src_format: str, input: Path, dst_format: str, out: Path, images: Pa
         click.echo(ErrorPolicy("skip", report.skipped).summary(), err=True)
 
 
+@main.command()
+@click.argument("input", type=click.Path(exists=True, path_type=Path))
+@click.option("--image-id", required=True, help="Image id of the scene to draw.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Picture to write (.png or .jpg).")
+@click.option("--from", "src_format", default="cocoa", show_default=True, help="Input format (cocoa, parquet, ...).")
+@click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of the image files (without it: the shard's embedded image, else a grey canvas).")
+@click.option("--annotator", help="With several annotations of the image (BSDS): author name or 0-based index "
+              "[first].")
+@click.option("--max-level", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Cap of the global layering map.")
+@reports_errors
+def show(input: Path, image_id: str, out: Path, src_format: str, images: Path | None, annotator: str | None,
+         max_level: int) -> None:
+    """Draw one scene of INPUT: outlines, visible parts filled, hidden parts hatched, and its target maps.
+
+    \b
+    amodaldata show amodaldata/data/cocoa/COCOA_demo.json --images amodaldata/data/cocoa --image-id 6608 \\
+        --out scene.png
+    """
+    from amodaldata.render import render_scene, save_image, select_scene
+    from converters import READERS, read
+    from converters.convert import _accepted
+
+    options = _accepted(READERS[src_format], {"images": images, "load_images": images is not None}) \
+        if src_format in READERS else {}
+    scene = select_scene(read(src_format, input, **options), image_id, annotator)
+    click.echo(f"wrote {save_image(render_scene(scene, max_level=max_level), out)}")
+
+
 if __name__ == "__main__":
     main()

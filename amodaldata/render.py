@@ -1,0 +1,401 @@
+"""A picture of one scene a person can read: the image with every region's amodal outline, its visible part
+filled and its hidden part hatched, and below it a strip of the targets derived from the layer stack.
+
+The strip shows the global layering map (SLN Sec. 4.3), every slice of the layer stack (slice 1 = the visible
+masks) and the sem-dist maps M = C - L (SLN Eq. 1) of the most occluded regions. Pure PIL + numpy.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from .errors import AmodalDataError, AnnotationError, FormatError
+from .layers import LayerStack
+from .scene import Scene
+from .targets import GT_CONFIDENCE, global_layering_map, semdist_map
+
+BACKGROUND_GREY = (128, 128, 128)
+STRIP_BACKGROUND = (245, 245, 245)
+PANEL_EMPTY = (30, 30, 30)
+TEXT_DARK = (20, 20, 20)
+TEXT_LIGHT = (255, 255, 255)
+#: Colours of the global layering map classes 0 (background), 1, 2, 3, 4, 5+ (light to dark, then warm).
+LEVEL_COLOURS = np.array([(30, 30, 30), (253, 231, 37), (94, 201, 98), (33, 145, 140), (59, 82, 139),
+                          (68, 1, 84), (180, 30, 60), (240, 120, 40)], dtype=np.uint8)
+#: Sem-dist colour map anchors (value, RGB): yellow-orange for the visible part (M in [0, 1)), blues darkening
+#: with the visibility level for the hidden part (M < 0), near-black for M = 0 outside the region.
+SEMDIST_ANCHORS = (
+    (-4.0, (20, 10, 60)), (-3.0, (45, 30, 130)), (-2.0, (40, 80, 200)), (-1.0, (60, 150, 240)),
+    (-1e-6, (160, 215, 255)), (0.0, PANEL_EMPTY), (1e-6, (150, 60, 0)), (1.0, (255, 230, 40)),
+)
+
+
+@dataclass(frozen=True)
+class RenderStyle:
+    """Sizes and strengths of the drawing; the defaults suit COCO-sized images (about 640 x 480)."""
+
+    fill_alpha: float = 0.40       # opacity of the visible-part fill
+    image_dim: float = 0.15        # how much the photo is blended towards grey so colours stand out
+    outline: int = 2               # amodal outline thickness, pixels
+    hatch_period: int = 8          # distance between hatch lines, pixels (along x)
+    hatch_width: int = 2           # hatch line thickness, pixels (along x)
+    font_size: int = 13
+    panel_columns: int = 3
+    semdist_panels: int = 3        # sem-dist maps shown: of the most occluded regions
+
+
+def region_colours(n: int) -> np.ndarray:
+    """``n`` distinct, saturated RGB colours (uint8 ``(n, 3)``): hues spread by the golden ratio, with
+    alternating brightness so neighbours in the list differ in two ways."""
+    hues = (np.arange(n) * 0.618033988749895 + 0.08) % 1.0
+    values = np.where(np.arange(n) % 2 == 0, 1.0, 0.78)
+    sats = np.where(np.arange(n) % 3 == 2, 0.6, 0.9)
+    rgb = [colorsys.hsv_to_rgb(h, s, v) for h, s, v in zip(hues, sats, values)]
+    return (np.asarray(rgb, dtype=float).reshape(n, 3) * 255).round().astype(np.uint8)
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _text_colour(rgb: Sequence[int]) -> tuple[int, int, int]:
+    """Black or white, whichever reads better on ``rgb`` (ITU-R BT.601 luma)."""
+    luma = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+    return TEXT_DARK if luma > 140 else TEXT_LIGHT
+
+
+def _base_image(scene: Scene, image: Image.Image | None) -> np.ndarray:
+    """The photo as float RGB ``(H, W, 3)``: ``image``, else ``scene.image_bytes``, else a neutral grey canvas."""
+    if image is None and scene.image_bytes is not None:
+        try:
+            image = Image.open(io.BytesIO(scene.image_bytes))
+            image.load()
+        except OSError as exc:
+            raise FormatError(f"the scene's image bytes cannot be decoded: {exc}", image_id=scene.id,
+                              annotation_id=scene.annotation_id) from None
+    if image is None:
+        return np.broadcast_to(np.asarray(BACKGROUND_GREY, float), (scene.height, scene.width, 3)).copy()
+    if image.size != (scene.width, scene.height):
+        raise AnnotationError(f"the image is {image.size[0]}x{image.size[1]} (w x h) but the annotation says "
+                              f"{scene.width}x{scene.height}", image_id=scene.id, annotation_id=scene.annotation_id)
+    return np.asarray(image.convert("RGB"), dtype=float)
+
+
+def _outline(mask: np.ndarray, thickness: int) -> np.ndarray:
+    """Pixels of ``mask`` within ``thickness`` pixels of its border (mask minus its erosion by a square)."""
+    eroded = mask.copy()
+    for _ in range(thickness):
+        padded = np.pad(eroded, 1, constant_values=False)
+        eroded = (padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1]
+                  & padded[1:-1, :-2] & padded[1:-1, 2:])
+    return mask & ~eroded
+
+
+def _label_anchor(stack: LayerStack, rid: int, width: int) -> tuple[int, int] | None:
+    """A pixel ``(x, y)`` well inside the region's visible part (its amodal mask when fully hidden): the one
+    nearest the median of its coordinates."""
+    idx = stack.pixels[rid]
+    if idx.size == 0:
+        return None
+    vis = idx[stack.levels[rid] == 0]
+    idx = vis if vis.size else idx
+    ys, xs = np.divmod(idx, width)
+    mx, my = np.median(xs), np.median(ys)
+    best = int(np.argmin((xs - mx) ** 2 + (ys - my) ** 2))
+    return int(xs[best]), int(ys[best])
+
+
+def _overlay(scene: Scene, photo: np.ndarray, colours: dict[int, np.ndarray], style: RenderStyle) -> np.ndarray:
+    """Visible parts filled, hidden parts hatched, amodal outlines drawn; uint8 ``(H, W, 3)``."""
+    stack = scene.layers
+    h, w = stack.shape
+    out = photo * (1 - style.image_dim) + np.asarray(BACKGROUND_GREY, float) * style.image_dim
+    flat = out.reshape(-1, 3)
+    ys, xs = np.divmod(np.arange(h * w), w)
+    # Diagonal stripes; each region gets a different phase so overlapping hidden parts stay distinguishable.
+    diagonal = (xs + ys) % style.hatch_period
+    for i, rid in enumerate(stack.front_to_back):
+        idx, lv = stack.pixels[rid], stack.levels[rid]
+        visible = idx[lv == 0]
+        flat[visible] = flat[visible] * (1 - style.fill_alpha) + colours[rid] * style.fill_alpha
+        hidden = idx[lv > 0]
+        phase = (i * style.hatch_width) % style.hatch_period
+        stripes = (diagonal[hidden] - phase) % style.hatch_period < style.hatch_width
+        flat[hidden[stripes]] = colours[rid]
+    # Outlines last, back to front so the nearest region's outline is on top; a dark rim keeps them legible.
+    for rid in reversed(stack.front_to_back):
+        amodal = stack.amodal(rid)
+        line = _outline(amodal, style.outline)
+        rim = _outline(amodal, style.outline + 1) & ~line
+        out[rim] = out[rim] * 0.35
+        out[line] = colours[rid]
+    return out.clip(0, 255).astype(np.uint8)
+
+
+def _draw_labels(canvas: Image.Image, scene: Scene, colours: dict[int, np.ndarray],
+                 font: Any, offset: tuple[int, int]) -> None:
+    """A small box "id name" per region at a point inside it, nudged down so boxes do not overlap."""
+    draw = ImageDraw.Draw(canvas)
+    stack = scene.layers
+    placed: list[tuple[int, int, int, int]] = []
+    for region in scene.regions:
+        anchor = _label_anchor(stack, region.id, scene.width)
+        if anchor is None:
+            continue
+        text = f"{region.id} {region.label}"
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        bw, bh = right - left + 6, bottom - top + 4
+        x = int(np.clip(anchor[0] - bw // 2, 0, max(scene.width - bw, 0))) + offset[0]
+        y = int(np.clip(anchor[1] - bh // 2, 0, max(scene.height - bh, 0))) + offset[1]
+        for _ in range(len(placed) + 1):
+            clash = [p for p in placed if x < p[2] and p[0] < x + bw and y < p[3] and p[1] < y + bh]
+            if not clash:
+                break
+            y = max(p[3] for p in clash) + 1
+        box = (x, y, x + bw, y + bh)
+        placed.append(box)
+        colour = tuple(int(c) for c in colours[region.id])
+        draw.rectangle(box, fill=colour, outline=(0, 0, 0))
+        draw.text((x + 3 - left, y + 2 - top), text, fill=_text_colour(colour), font=font)
+
+
+def _colour_ids(id_map: np.ndarray, colours: dict[int, np.ndarray]) -> np.ndarray:
+    """An id map coloured with the region colours (0 = empty), uint8 ``(H, W, 3)``."""
+    ids = np.array(sorted(colours), dtype=np.int64)
+    table = np.vstack([np.asarray([PANEL_EMPTY], np.uint8), *(colours[i][None] for i in ids)])
+    pos = np.searchsorted(ids, id_map)
+    found = pos < len(ids)
+    found[found] &= ids[pos[found]] == id_map[found]
+    return table[np.where(found, pos + 1, 0)]
+
+
+def _colour_levels(class_map: np.ndarray) -> np.ndarray:
+    """A layering map (class indices) coloured with :data:`LEVEL_COLOURS`, uint8 ``(H, W, 3)``."""
+    return LEVEL_COLOURS[np.minimum(class_map, len(LEVEL_COLOURS) - 1)]
+
+
+def _colour_semdist(m: np.ndarray) -> np.ndarray:
+    """A sem-dist map coloured by :data:`SEMDIST_ANCHORS` (piecewise linear), uint8 ``(H, W, 3)``."""
+    xs = np.array([a for a, _ in SEMDIST_ANCHORS])
+    rgb = np.array([c for _, c in SEMDIST_ANCHORS], dtype=float)
+    return np.stack([np.interp(m, xs, rgb[:, c]) for c in range(3)], axis=-1).round().astype(np.uint8)
+
+
+@dataclass
+class Panel:
+    """One captioned picture of the strip: ``rgb`` at scene resolution, shown cropped to ``box``
+    ``(x0, y0, x1, y1)`` when given (a zoom on one region), with an optional colour key."""
+
+    caption: str
+    rgb: np.ndarray
+    key: list[tuple[tuple[int, int, int], str]]
+    box: tuple[int, int, int, int] | None = None
+
+
+def _zoom_box(stack: LayerStack, rid: int, aspect: float, margin: float = 0.15) -> tuple[int, int, int, int]:
+    """The region's bounding box grown by ``margin`` and to the width/height ratio ``aspect``, inside the image."""
+    h, w = stack.shape
+    ys, xs = np.divmod(stack.pixels[rid], w)
+    if ys.size == 0:
+        return (0, 0, w, h)
+    bw, bh = (xs.max() - xs.min() + 1) * (1 + 2 * margin), (ys.max() - ys.min() + 1) * (1 + 2 * margin)
+    bw, bh = max(bw, bh * aspect, 16.0), max(bh, bw / aspect, 16.0 / aspect)
+    bw, bh = min(bw, w), min(bh, h)
+    cx, cy = (xs.max() + xs.min() + 1) / 2, (ys.max() + ys.min() + 1) / 2
+    x0 = int(np.clip(round(cx - bw / 2), 0, w - round(bw)))
+    y0 = int(np.clip(round(cy - bh / 2), 0, h - round(bh)))
+    return (x0, y0, x0 + int(round(bw)), y0 + int(round(bh)))
+
+
+def strip_panels(scene: Scene, colours: dict[int, np.ndarray], *, max_level: int = 4,
+                 semdist_regions: Iterable[int] | None = None, semdist_count: int = 3,
+                 confidence: float = GT_CONFIDENCE) -> list[Panel]:
+    """The panels under the image: global layering map, each layer-stack slice, sem-dist maps (zoomed on their
+    region). ``semdist_regions`` defaults to the ``semdist_count`` most occluded regions (by occlusion rate)."""
+    stack = scene.layers
+    glm = global_layering_map(stack, max_level)
+    level_key = [(tuple(int(c) for c in LEVEL_COLOURS[min(lv, len(LEVEL_COLOURS) - 1)]),
+                  f"{lv}+" if lv == max_level else str(lv)) for lv in range(max_level + 1)]
+    panels = [Panel(f"global layering map: regions covering each pixel (capped at {max_level})",
+                    _colour_levels(glm), level_key)]
+    for k in range(stack.depth):
+        what = "visible masks" if k == 0 else f"{_ordinal(k + 1)} nearest region"
+        panels.append(Panel(f"layer stack slice {k + 1}: {what}", _colour_ids(stack.ids[k], colours), []))
+    if semdist_regions is None:
+        rates = sorted(((stack.occlusion_rate(r.id), -i, r.id) for i, r in enumerate(scene.regions)), reverse=True)
+        semdist_regions = [rid for _, _, rid in rates[:semdist_count]]
+    key = [(tuple(int(v) for v in _colour_semdist(np.array(confidence - lv))), "visible" if lv == 0 else f"L={lv}")
+           for lv in range(max(stack.depth, 2))]
+    for rid in semdist_regions:
+        region = scene.region(rid)
+        rate = stack.occlusion_rate(rid)
+        panels.append(Panel(f"sem-dist M = C - L of {rid} {region.label} ({rate:.0%} hidden; zoom)",
+                            _colour_semdist(semdist_map(stack, rid, confidence)), key,
+                            _zoom_box(stack, rid, scene.width / scene.height)))
+    return panels
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _wrap(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> list[str]:
+    """Greedy word wrap of ``text`` to lines no wider than ``width`` pixels."""
+    lines: list[str] = []
+    for word in text.split():
+        trial = f"{lines[-1]} {word}" if lines else word
+        if lines and draw.textlength(trial, font=font) <= width:
+            lines[-1] = trial
+        else:
+            lines.append(word)
+    return lines
+
+
+def _key_layout(draw: ImageDraw.ImageDraw, key: list[tuple[tuple[int, int, int], str]], font: Any, width: int,
+                swatch: int) -> list[tuple[int, int, tuple[int, int, int], str]]:
+    """Positions ``(dx, row, colour, label)`` of the key items, wrapped to ``width`` pixels."""
+    out, dx, row = [], 0, 0
+    for colour, label in key:
+        item = swatch + 4 + int(draw.textlength(label, font=font)) + 10
+        if dx and dx + item > width:
+            dx, row = 0, row + 1
+        out.append((dx, row, colour, label))
+        dx += item
+    return out
+
+
+def _draw_strip(panels: list[Panel], width: int, font: Any, style: RenderStyle, scene_shape: tuple[int, int]
+                ) -> Image.Image:
+    """Panels laid out ``style.panel_columns`` to a row, each with its caption above and colour key below."""
+    cols = style.panel_columns
+    gap = 10
+    pw = (width - gap * (cols + 1)) // cols
+    ph = max(1, round(pw * scene_shape[0] / scene_shape[1]))
+    scratch = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    line_h = style.font_size + 4
+    swatch = style.font_size - 2
+    captions = [_wrap(scratch, p.caption, font, pw) for p in panels]
+    keys = [_key_layout(scratch, p.key, font, pw, swatch) for p in panels]
+    cap_h = max((len(c) for c in captions), default=1) * line_h
+    key_h = max((1 + max(r for _, r, _, _ in k) for k in keys if k), default=0) * line_h
+    cell_h = cap_h + ph + key_h + 2 * gap
+    rows = -(-len(panels) // cols)
+    strip = Image.new("RGB", (width, gap + rows * cell_h), STRIP_BACKGROUND)
+    draw = ImageDraw.Draw(strip)
+    for n, (panel, lines, key) in enumerate(zip(panels, captions, keys)):
+        x = gap + (n % cols) * (pw + gap)
+        y = gap + (n // cols) * cell_h
+        for j, line in enumerate(lines):
+            draw.text((x, y + j * line_h), line, fill=TEXT_DARK, font=font)
+        picture = Image.fromarray(panel.rgb)
+        if panel.box is not None:
+            picture = picture.crop(panel.box)
+        strip.paste(picture.resize((pw, ph), Image.Resampling.NEAREST), (x, y + cap_h))
+        draw.rectangle((x - 1, y + cap_h - 1, x + pw, y + cap_h + ph), outline=(90, 90, 90))
+        ky = y + cap_h + ph + 4
+        for dx, row, colour, label in key:
+            top = ky + row * line_h
+            draw.rectangle((x + dx, top + 2, x + dx + swatch, top + 2 + swatch), fill=colour, outline=(90, 90, 90))
+            draw.text((x + dx + swatch + 4, top), label, fill=TEXT_DARK, font=font)
+    return strip
+
+
+def render_scene(scene: Scene, image: Image.Image | None = None, *, max_level: int = 4,
+                 semdist_regions: Iterable[int] | None = None, style: RenderStyle = RenderStyle()
+                 ) -> Image.Image:
+    """Draw ``scene``: a title line, the image (``image``, else ``scene.image_bytes``, else a grey canvas) with
+    each region's amodal outline in its own colour, visible part filled, hidden part hatched and an
+    "id name" label; below, captioned panels of the global layering map, the layer-stack slices and the
+    sem-dist maps of ``semdist_regions`` (default: the most occluded regions)."""
+    stack = scene.layers
+    palette = region_colours(len(scene.regions))
+    colours = {r.id: palette[i] for i, r in enumerate(scene.regions)}
+    font = _font(style.font_size)
+    photo = _base_image(scene, image)
+    picture = _overlay(scene, photo, colours, style)
+
+    width = max(scene.width, 640)
+    title = (f"image {scene.id}" + (f", annotation {scene.annotation_id}" if scene.annotation_id is not None else "")
+             + (f" by {scene.annotator}" if scene.annotator else "")
+             + f": {len(scene.regions)} regions, {len(scene.order.edges)} order edges, stack depth {stack.depth}"
+             + ("" if (image is not None or scene.image_bytes is not None) else " (no image: grey canvas)"))
+    scratch = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    title_lines = _wrap(scratch, title, font, width - 16)
+    legend = "filled = visible part, hatched = hidden part, outline = amodal shape"
+    head_lines = title_lines + [legend]
+    line_h = style.font_size + 5
+    head_h = 8 + line_h * len(head_lines)
+    panels = strip_panels(scene, colours, max_level=max_level, semdist_regions=semdist_regions,
+                          semdist_count=style.semdist_panels)
+    strip = _draw_strip(panels, width, font, style, (scene.height, scene.width))
+
+    canvas = Image.new("RGB", (width, head_h + scene.height + strip.height), STRIP_BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    for j, line in enumerate(head_lines):
+        draw.text((8, 4 + j * line_h), line, fill=TEXT_DARK if j < len(title_lines) else (90, 90, 90), font=font)
+    x0 = (width - scene.width) // 2
+    canvas.paste(Image.fromarray(picture), (x0, head_h))
+    _draw_labels(canvas, scene, colours, font, (x0, head_h))
+    canvas.paste(strip, (0, head_h + scene.height))
+    return canvas
+
+
+def select_scene(scenes: Iterable[Scene], image_id: Any, annotator: str | None = None) -> Scene:
+    """The scene of ``image_id`` (compared as text). With several annotations of the image (BSDS), the first,
+    or the one whose author is ``annotator``, or the ``annotator``-th (0-based) when it is a number.
+
+    Raises :class:`AmodalDataError` listing some available image ids (or annotators) when nothing matches.
+    """
+    wanted = str(image_id)
+    matches: list[Scene] = []
+    others: list[str] = []
+    for scene in scenes:
+        if str(scene.id) == wanted:
+            matches.append(scene)
+        elif len(others) < 10 and str(scene.id) not in others:
+            others.append(str(scene.id))
+    if not matches:
+        hint = f"; available: {', '.join(others)}{', ...' if len(others) == 10 else ''}" if others else \
+            "; the input has no scene"
+        raise AmodalDataError(f"no scene with image id {wanted}{hint}")
+    if annotator is None:
+        return matches[0]
+    for scene in matches:
+        if scene.annotator == annotator:
+            return scene
+    if annotator.isdigit() and int(annotator) < len(matches):
+        return matches[int(annotator)]
+    authors = ", ".join(f"{i} ({s.annotator})" for i, s in enumerate(matches))
+    raise AmodalDataError(f"no annotator {annotator!r} for this image; it has {authors}", image_id=wanted)
+
+
+def save_image(picture: Image.Image, out: str | Path) -> Path:
+    """Write ``picture`` to ``out`` atomically (temporary file, then rename); the format follows the suffix."""
+    out = Path(out)
+    fmt = Image.registered_extensions().get(out.suffix.lower())
+    if fmt is None:
+        raise FormatError(f"cannot tell an image format from the suffix {out.suffix!r} (use .png or .jpg)",
+                          file=str(out))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            picture.save(fh, format=fmt)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
