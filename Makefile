@@ -18,8 +18,15 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 setup: $(VENV)/.installed
 
+COCOA_DEMO := amodaldata/data/cocoa
+
+# The main job on the built-in data: real COCOA annotations -> targets, shards, a picture.
 demo: setup
-	$(BIN)/amodaldata demo --out $(DEMO)
+	$(BIN)/amodaldata convert cocoa $(COCOA_DEMO)/COCOA_demo.json --to semdist --out $(DEMO)/semdist --overwrite
+	$(BIN)/amodaldata convert cocoa $(COCOA_DEMO)/COCOA_demo.json --to layered --layers 3 --out $(DEMO)/layered --overwrite
+	$(BIN)/amodaldata convert cocoa $(COCOA_DEMO)/COCOA_demo.json --images $(COCOA_DEMO) --to parquet --out $(DEMO)/shards --overwrite
+	$(BIN)/amodaldata show $(DEMO)/shards --from parquet --image-id 6608 --out $(DEMO)/scene-6608.png
+	@echo "demo outputs in $(DEMO)/"
 
 test: setup
 	$(BIN)/python -m pytest -q -n 2 tests
