@@ -31,7 +31,7 @@ class LayerStack:
         ids: int array ``(K, H, W)`` of region ids (0 = none); K is the deepest overlap (0 for an empty scene).
         count: int array ``(H, W)``: how many regions cover each pixel.
         front_to_back: region ids in the order the stack was built (nearest first).
-        pixels: per region id, the flat indices (``y * W + x``) of its amodal pixels.
+        pixels: per region id, the flat indices (``y * W + x``) of its amodal pixels, in no particular order.
         levels: per region id, its visibility level at each of those pixels.
     """
 
@@ -50,18 +50,23 @@ class LayerStack:
         except AmodalDataError as err:
             raise err.located(image_id=scene.id, annotation_id=scene.annotation_id)
         by_id = {r.id: r for r in scene.regions}
-        return cls.from_bitmaps([(rid, by_id[rid].amodal.to_bitmap()) for rid in order],
-                                scene.height, scene.width)
+        return cls.from_pixels([(rid, by_id[rid].amodal.flat_indices()) for rid in order],
+                               scene.height, scene.width)
 
     @classmethod
     def from_bitmaps(cls, front_to_back: list[tuple[int, np.ndarray]], height: int, width: int) -> "LayerStack":
         """Build the stack from ``(region id, amodal bitmap)`` pairs listed nearest first."""
+        return cls.from_pixels([(rid, np.flatnonzero(bitmap)) for rid, bitmap in front_to_back], height, width)
+
+    @classmethod
+    def from_pixels(cls, front_to_back: list[tuple[int, np.ndarray]], height: int, width: int) -> "LayerStack":
+        """Build the stack from ``(region id, flat pixel indices y * W + x)`` pairs listed nearest first
+        (indices unique, in any order); the work is proportional to the regions' areas."""
         n_pix = height * width
         count = np.zeros(n_pix, dtype=np.int32)
         pixels: dict[int, np.ndarray] = {}
         levels: dict[int, np.ndarray] = {}
-        for rid, bitmap in front_to_back:
-            idx = np.flatnonzero(bitmap)
+        for rid, idx in front_to_back:
             level = count[idx]
             count[idx] = level + 1
             pixels[rid] = idx

@@ -55,6 +55,50 @@ def _for_pycocotools(rle: dict) -> dict:
     return {"size": rle["size"], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
 
 
+def rle_runs(counts: str | bytes) -> np.ndarray:
+    """Run lengths (int64) of a COCO compressed RLE ``counts`` string: pycocotools' ``rleFrString``, vectorised.
+
+    Each number is a little-endian sequence of 5-bit groups (char - 48; bit 0x20: more groups follow; bit 0x10
+    of the last group: negative); from the fourth number on, each is stored as the difference to the number
+    two places before it.
+    """
+    raw = counts.encode("ascii") if isinstance(counts, str) else counts
+    c = np.frombuffer(raw, dtype=np.uint8).astype(np.int64) - 48
+    if c.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.flatnonzero((c & 0x20) == 0)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    group = np.arange(c.size) - np.repeat(starts, ends - starts + 1)
+    x = np.add.reduceat((c & 0x1F) << (5 * group), starts)
+    negative = (c[ends] & 0x10) != 0
+    x[negative] -= 1 << (5 * (group[ends[negative]] + 1))
+    x[1::2] = np.cumsum(x[1::2])    # number m > 2 is stored relative to number m - 2
+    x[2::2] = np.cumsum(x[2::2])
+    return x
+
+
+def rle_flat_indices(counts: str | bytes, height: int, width: int) -> np.ndarray:
+    """Row-major flat indices ``y * width + x`` of the pixels of a compressed COCO RLE, without decoding a bitmap.
+
+    The runs are column-major, so the indices come column by column (sorted by x, then y): cost ~ the mask's
+    area plus its runs, not the image size.
+    """
+    bounds = np.cumsum(rle_runs(counts))
+    start, end = bounds[0::2][:bounds.size // 2], bounds[1::2]      # runs of ones: [start, end)
+    keep = end > start
+    start, end = start[keep], end[keep]
+    first_col, last_col = start // height, (end - 1) // height
+    pieces = last_col - first_col + 1                                  # a run may wrap over several columns
+    run = np.repeat(np.arange(start.size), pieces)
+    k = np.arange(run.size) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    col = first_col[run] + k
+    y0 = np.where(k == 0, start[run] - first_col[run] * height, 0)
+    y1 = np.where(col == last_col[run], end[run] - last_col[run] * height, height)
+    length = y1 - y0
+    offset = np.cumsum(length) - length
+    return np.repeat(y0 * width + col - width * offset, length) + width * np.arange(int(length.sum()))
+
+
 class Mask:
     """An image-sized binary mask of height ``h`` and width ``w``.
 
@@ -152,6 +196,13 @@ class Mask:
         if self._bitmap is None:
             self._bitmap = cocomask.decode(_for_pycocotools(self.to_rle())).astype(bool)
         return self._bitmap
+
+    def flat_indices(self) -> np.ndarray:
+        """Int64 row-major flat indices ``y * W + x`` of the mask's pixels, in no particular order; from the
+        cached bitmap when there is one, else straight from the RLE runs (no bitmap is decoded)."""
+        if self._bitmap is not None:
+            return np.flatnonzero(self._bitmap)
+        return rle_flat_indices(self.to_rle()["counts"], self.height, self.width)
 
     def to_pycocotools(self) -> dict:
         """The RLE with bytes ``counts``, as pycocotools' C functions want it."""

@@ -159,16 +159,15 @@ def layered_masks(stack: LayerStack, layers: int, classes: Mapping[int, int]) ->
     """
     if layers < 1:
         raise ValueError(f"layers must be >= 1, got {layers}")
-    instances = stack.padded(layers)
-    if not classes:
-        return LayeredMasks(np.zeros(instances.shape, np.int32), instances)
-    ids = np.fromiter(classes.keys(), dtype=np.int64)
-    values = np.fromiter(classes.values(), dtype=np.int32)
-    sorter = np.argsort(ids)
-    ids, values = ids[sorter], values[sorter]
-    pos = np.clip(np.searchsorted(ids, instances), 0, len(ids) - 1)
-    found = ids[pos] == instances
-    return LayeredMasks(np.where(found, values[pos], 0).astype(np.int32), instances)
+    h, w = stack.shape
+    n_pix = h * w
+    class_maps = np.zeros(layers * n_pix, dtype=np.int32)
+    for rid in stack.front_to_back:          # scatter each region's pixels of level < K: cost ~ its area
+        if rid in classes:
+            level = stack.levels[rid]
+            near = level < layers
+            class_maps[level[near] * n_pix + stack.pixels[rid][near]] = classes[rid]
+    return LayeredMasks(class_maps.reshape(layers, h, w), stack.padded(layers))
 
 
 def region_classes(scene: Scene, names: Mapping[str, int] | None = None) -> dict[int, int]:

@@ -1,0 +1,77 @@
+"""Polygons -> all training targets, against pycocotools' bare rasterisation of the same polygons.
+
+For the built-in COCOA scenes (repeated for stable timing), one round of "ours" builds fresh Masks from the
+polygons (so nothing is cached) and calls :func:`amodaldata.targets.scene_targets`: rasterisation, layer stack,
+visible/amodal masks, sem-dist maps, layering maps, layered masks. The reference, timed in the same run, is
+pycocotools alone: ``frPyObjects`` + ``merge`` + ``decode`` of every region's polygon. The goal is a ratio of
+at most 1.5.
+
+    python bench/targets.py [--repeat 20] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Callable
+
+from pycocotools import mask as cocomask
+
+from amodaldata.data import COCOA_DEMO_DIR, COCOA_DEMO_JSON
+from amodaldata.masks import Mask
+from amodaldata.scene import Region, Scene
+from amodaldata.targets import scene_targets
+from converters import read
+
+GOAL = 1.5
+
+
+def fresh(scene: Scene) -> Scene:
+    """A copy of ``scene`` whose masks are rebuilt from the polygons, so no raster is cached."""
+    regions = [Region(r.id, Mask.from_polygons(r.amodal.polygons, scene.height, scene.width), name=r.name,
+                      is_stuff=r.is_stuff, depth_rank=r.depth_rank) for r in scene.regions]
+    return Scene(scene.id, scene.height, scene.width, regions, scene.order)
+
+
+def ours(scenes: list[Scene]) -> None:
+    for scene in scenes:
+        scene_targets(fresh(scene))
+
+
+def pycocotools_only(scenes: list[Scene]) -> None:
+    for scene in scenes:
+        for region in scene.regions:
+            rles = cocomask.frPyObjects(region.amodal.polygons, scene.height, scene.width)
+            cocomask.decode(cocomask.merge(rles))
+
+
+def best_time(func: Callable[[list[Scene]], None], scenes: list[Scene], rounds: int) -> float:
+    """The fastest of ``rounds`` runs, in seconds."""
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        func(scenes)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=20, help="copies of the built-in scenes per round")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds; the fastest counts")
+    args = parser.parse_args()
+    base = list(read("cocoa", COCOA_DEMO_JSON, images=COCOA_DEMO_DIR))
+    scenes = base * args.repeat
+    regions = sum(len(s.regions) for s in scenes)
+    ours(scenes[:len(base)])                  # warm-up (imports, allocator)
+    t_ref = best_time(pycocotools_only, scenes, args.rounds)
+    t_ours = best_time(ours, scenes, args.rounds)
+    ratio = t_ours / t_ref
+    print(f"{len(scenes)} scenes ({regions} regions), best of {args.rounds} rounds")
+    print(f"pycocotools rasterisation only : {len(scenes) / t_ref:8.1f} scenes/s")
+    print(f"amodaldata polygons -> targets  : {len(scenes) / t_ours:8.1f} scenes/s")
+    print(f"ratio (targets / rasterisation): {ratio:.2f}  (goal <= {GOAL}: {'met' if ratio <= GOAL else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
