@@ -1,0 +1,174 @@
+"""Predictions to score: COCO results JSON (a list of detections), read into :class:`Prediction` objects.
+
+Each entry holds ``image_id``, ``segmentation`` (the predicted amodal mask, COCO RLE or polygons), ``score``,
+and optionally ``category_id``, ``visible`` (or ``visible_mask``: the predicted visible part, RLE or
+polygons), ``order`` (the predicted depth rank within the image, 1 = nearest, as COCOA's ``order``) and
+``semdist`` (path of a ``.npy`` float sem-dist map of the image size, SLN Eq. 1, relative to the JSON file).
+Bad entries raise typed errors naming the file, the image id and the entry's index.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Hashable, Mapping
+
+import numpy as np
+
+from ..errors import AmodalDataError, AnnotationError, GeometryError
+from ..masks import Mask
+from ..scene import Scene
+
+
+@dataclass(eq=False)
+class Prediction:
+    """One predicted region of one image.
+
+    Attributes:
+        image_id: the image it belongs to (as in the ground truth).
+        mask: the predicted amodal mask (the one scored).
+        score: confidence; detections are matched and ranked by it.
+        category_id: predicted class (class-aware evaluation), or None.
+        visible: predicted visible part, or None (used to derive a depth order).
+        order: predicted depth rank within the image (1 = nearest), or None.
+        semdist: path of the predicted sem-dist map (``.npy``), or None.
+        index: position of the entry in its file (for error messages and the per-image CSV).
+    """
+
+    image_id: Hashable
+    mask: Mask
+    score: float
+    category_id: int | None = None
+    visible: Mask | None = None
+    order: int | None = None
+    semdist: Path | None = None
+    index: int = 0
+
+    def load_semdist(self) -> np.ndarray:
+        """The sem-dist map as a float array ``(H, W)``; raises :class:`AnnotationError` when unreadable."""
+        if self.semdist is None:
+            raise AnnotationError("prediction has no 'semdist' map", image_id=self.image_id,
+                                  annotation_id=f"entry {self.index}")
+        try:
+            arr = np.load(self.semdist, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise AnnotationError(f"cannot read sem-dist map: {exc}", file=str(self.semdist),
+                                  image_id=self.image_id, annotation_id=f"entry {self.index}") from None
+        if arr.shape != self.mask.size or not np.issubdtype(arr.dtype, np.floating):
+            raise AnnotationError(f"sem-dist map must be a float array of shape {self.mask.size}, got "
+                                  f"{arr.dtype} {arr.shape}", file=str(self.semdist), image_id=self.image_id,
+                                  annotation_id=f"entry {self.index}")
+        return arr
+
+
+def image_key(image_id: Any) -> str:
+    """The key images are matched by: ``str(image_id)``, so ``7`` in a results file finds scene ``"7"``."""
+    return str(image_id)
+
+
+def image_sizes(scenes: list[Scene]) -> dict[str, tuple[int, int]]:
+    """``{image key: (height, width)}`` of the ground-truth scenes (what polygons are rasterised at)."""
+    return {image_key(s.id): (s.height, s.width) for s in scenes}
+
+
+@dataclass
+class PredictionSet:
+    """The predictions read from one file, and the entries left out because the ground truth lacks the image."""
+
+    predictions: list[Prediction]
+    unknown_images: dict[str, int]
+    file: str | None = None
+
+    @property
+    def dropped(self) -> int:
+        return sum(self.unknown_images.values())
+
+
+def read_predictions(path: str | Path, sizes: Mapping[str, tuple[int, int]]) -> PredictionSet:
+    """Read a COCO results JSON file.
+
+    ``sizes`` maps image keys (:func:`image_key`) to ``(height, width)``; entries for other images are not
+    read (as the official COCOA API filters them) but counted in :attr:`PredictionSet.unknown_images`.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        raise AnnotationError("no such file", file=str(path)) from None
+    except json.JSONDecodeError as exc:
+        raise AnnotationError(f"malformed JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
+                              file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise AnnotationError(f"not UTF-8 text: {exc.reason}", file=str(path)) from None
+    if isinstance(data, dict) and isinstance(data.get("annotations"), list):
+        data = data["annotations"]
+    if not isinstance(data, list):
+        raise AnnotationError("a results file must be a JSON list of detections (or an object with an "
+                              "'annotations' list)", file=str(path))
+    return predictions_from_entries(data, sizes, file=str(path), base=path.parent)
+
+
+def predictions_from_entries(entries: list[Any], sizes: Mapping[str, tuple[int, int]], *,
+                             file: str | None = None, base: Path | None = None) -> PredictionSet:
+    """Validate already-parsed result entries (see :func:`read_predictions`)."""
+    out: list[Prediction] = []
+    unknown: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        image_id = entry.get("image_id") if isinstance(entry, dict) else None
+        try:
+            if not isinstance(entry, dict):
+                raise AnnotationError(f"a detection must be a JSON object, got {type(entry).__name__}")
+            image_id = _field(entry, "image_id", (int, str), required=True)
+            key = image_key(image_id)
+            if key not in sizes:
+                unknown[key] = unknown.get(key, 0) + 1
+                continue
+            out.append(_prediction(entry, index, image_id, sizes[key], base))
+        except AmodalDataError as err:
+            raise err.located(file=file, image_id=image_id, annotation_id=f"entry {index}")
+    return PredictionSet(out, unknown, file)
+
+
+def _field(entry: dict, key: str, types: tuple[type, ...], *, required: bool = False) -> Any:
+    if key not in entry or entry[key] is None:
+        if required:
+            raise AnnotationError(f"detection has no '{key}' field")
+        return None
+    value = entry[key]
+    if not isinstance(value, types) or isinstance(value, bool):
+        names = "/".join(t.__name__ for t in types)
+        raise AnnotationError(f"detection field '{key}' must be {names}, got {type(value).__name__}")
+    return value
+
+
+def _mask(entry: dict, key: str, size: tuple[int, int]) -> Mask:
+    try:
+        return Mask.from_segmentation(entry[key], *size)
+    except GeometryError as err:
+        err.message = f"'{key}': {err.message}"
+        raise err
+
+
+def _prediction(entry: dict, index: int, image_id: Any, size: tuple[int, int], base: Path | None) -> Prediction:
+    _field(entry, "segmentation", (dict, list), required=True)
+    mask = _mask(entry, "segmentation", size)
+    score = float(_field(entry, "score", (int, float), required=True))
+    if not math.isfinite(score):
+        raise AnnotationError(f"detection score must be finite, got {score}")
+    category_id = _field(entry, "category_id", (int,))
+    visible_key = "visible" if entry.get("visible") is not None else "visible_mask"
+    visible = _mask(entry, visible_key, size) if entry.get(visible_key) is not None else None
+    order = _field(entry, "order", (int,))
+    if order is not None and order < 1:
+        raise AnnotationError(f"detection 'order' must be a positive rank (1 = nearest), got {order}")
+    semdist = _field(entry, "semdist", (str,))
+    semdist_path = None
+    if semdist is not None:
+        semdist_path = (base / semdist) if base is not None else Path(semdist)
+        if not semdist_path.is_file():
+            raise AnnotationError(f"sem-dist map {semdist_path} not found")
+    return Prediction(image_id=image_id, mask=mask, score=score, category_id=category_id, visible=visible,
+                      order=order, semdist=semdist_path, index=index)
