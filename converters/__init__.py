@@ -12,15 +12,29 @@ from typing import Any, Callable, Iterable, Iterator
 from amodaldata.errors import FormatError
 from amodaldata.scene import Scene
 
-from .cocoa import read_cocoa
+from .bsds import read_bsds, write_bsds
+from .cocoa import read_cocoa, write_cocoa
+from .cocoa_cls import read_cocoa_cls, write_cocoa_cls
+from .d2sa import read_d2sa, write_d2sa
+from .kins import read_kins, write_kins, write_kins_2020
 from .parquet import read_parquet, write_parquet
 from .targets import write_layered, write_semdist
 
 READERS: dict[str, Callable[..., Iterator[Scene]]] = {
     "cocoa": read_cocoa,
+    "bsds": read_bsds,
+    "cocoa-cls": read_cocoa_cls,
+    "kins": read_kins,
+    "d2sa": read_d2sa,
     "parquet": read_parquet,
 }
 WRITERS: dict[str, Callable[..., Any]] = {
+    "cocoa": write_cocoa,
+    "bsds": write_bsds,
+    "cocoa-cls": write_cocoa_cls,
+    "kins": write_kins,
+    "kins-2020": write_kins_2020,
+    "d2sa": write_d2sa,
     "parquet": write_parquet,
     "semdist": write_semdist,
     "layered": write_layered,

@@ -1,4 +1,5 @@
-"""COCOA and BSDS-amodal (Zhu et al., "Semantic Amodal Segmentation"): read into :class:`~amodaldata.Scene`.
+"""COCOA and BSDS-amodal (Zhu et al., "Semantic Amodal Segmentation"): read into :class:`~amodaldata.Scene`,
+and write Scenes back in the release's conventions (:func:`write_cocoa`).
 
 Accepted inputs (see ``FORMATS.md``): a release file ``{"images": [...], "annotations": [...]}``, a list of
 annotation objects, or one annotation object (as in the public demo data). One Scene is made per annotation
@@ -13,12 +14,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
+
+import numpy as np
 
 from amodaldata.errors import AmodalDataError, AnnotationError, ErrorPolicy, MissingImageError, OnError
 from amodaldata.masks import Mask
 from amodaldata.order import OcclusionOrder
 from amodaldata.scene import Region, Scene
+
+from .encoding import IdAllocator, image_record, invisible_rle, overlapping_pairs, segmentation, visible_rle
+from .jsonio import CocoLayoutWriter
+from .losses import LossReport
 
 #: Region fields the model holds; any other field rides in ``Region.extra``.
 REGION_FIELDS = {"segmentation", "name", "isStuff", "order", "visible_mask", "invisible_mask", "area",
@@ -213,3 +220,107 @@ def _boxes_meeting(regions: list[Region]) -> list[tuple[int, int]]:
             if ax <= bx + bw and bx <= ax + aw and ay <= by + bh and by <= ay + ah:
                 pairs.append((a, b))
     return pairs
+
+
+# -- writing -------------------------------------------------------------------------------------------
+def write_cocoa(scenes: Iterable[Scene], out: str | Path, *, losses: LossReport | None = None,
+                fmt: str = "cocoa") -> int:
+    """Write Scenes as a COCOA release file ``{"images": [...], "annotations": [...]}``; return the number of
+    annotation objects written.
+
+    The release's conventions (FORMATS.md, Zhu et al. Sec. 3): one annotation object per Scene, so several
+    annotators of one image stay separate objects with the same ``image_id``; regions sorted front to back
+    along the layer stack; ``order`` 1-based (the given ranks when they follow that order, else 1..n);
+    ``area`` and ``occlude_rate`` from the stack (pycocotools pixel counts, ``occlude_rate`` the int 0 when
+    unoccluded); ``visible_mask`` / ``invisible_mask`` compressed RLE only when occluded; ``depth_constraint``
+    an ``"a-b"`` pair (a occludes b, numbered by the written ``order``) for every two regions whose amodal
+    masks overlap; a flat polygon when a region has exactly one. Fields kept in ``extra`` are written back
+    (``extra["image"]`` into the image record). A Scene with no regions and no annotation id becomes an image
+    record alone. What COCOA cannot hold (category ids, visible masks that disagree with the order, ...)
+    is recorded in ``losses``.
+    """
+    losses = losses if losses is not None else LossReport()
+    ids = IdAllocator()
+    images: set[Any] = set()
+    n = 0
+    with CocoLayoutWriter(out) as writer:
+        for scene in scenes:
+            if scene.id not in images:
+                images.add(scene.id)
+                writer.image(image_record(scene))
+            if not scene.regions and scene.annotation_id is None:
+                continue
+            ann_id, kept = ids.take(scene.annotation_id)
+            if not kept:
+                losses.add("annotation ids renumbered (duplicates)", scene.id)
+            writer.annotation(_annotation_object(scene, ann_id, losses, fmt))
+            n += 1
+    return n
+
+
+def _written_ranks(scene: Scene, front_to_back: list[int], losses: LossReport) -> list[int]:
+    """The ``order`` values: the given ranks when all regions have them and they grow front to back."""
+    by_id = {r.id: r for r in scene.regions}
+    given = [by_id[rid].depth_rank for rid in front_to_back]
+    if all(g is not None for g in given) and all(a < b for a, b in zip(given, given[1:])):  # type: ignore[operator]
+        return given  # type: ignore[return-value]
+    if any(g is not None for g in given):
+        losses.add("depth ranks renumbered 1..n to follow the occlusion order", scene.id)
+    return list(range(1, len(front_to_back) + 1))
+
+
+def _annotation_object(scene: Scene, ann_id: Any, losses: LossReport, fmt: str) -> dict:
+    stack = scene.layers
+    h, w = scene.height, scene.width
+    front_to_back = list(stack.front_to_back)
+    ranks = _written_ranks(scene, front_to_back, losses)
+    rank_of = dict(zip(front_to_back, ranks))
+    by_id = {r.id: r for r in scene.regions}
+    regions = []
+    for rid in front_to_back:
+        region = by_id[rid]
+        area = stack.area(rid)
+        hidden = int(np.count_nonzero(stack.levels[rid]))
+        record: dict[str, Any] = {"segmentation": segmentation(region.amodal, flat_single=True)}
+        if region.name is not None:
+            record["name"] = region.name
+        record["area"] = area
+        record["isStuff"] = int(region.is_stuff)
+        visible = visible_rle(stack, rid, h, w) if hidden else None
+        if hidden:
+            record["visible_mask"] = visible
+            record["invisible_mask"] = invisible_rle(stack, rid, h, w)
+        record["occlude_rate"] = hidden / area if hidden else 0
+        record["order"] = rank_of[rid]
+        record.update({k: v for k, v in region.extra.items() if k not in record and k not in REGION_FIELDS})
+        regions.append(record)
+        _region_losses(scene, region, visible, losses, fmt)
+    pairs = overlapping_pairs(stack)
+    constraint = ",".join(f"{a}-{b}" for a, b in sorted((rank_of[int(f)], rank_of[int(b)]) for f, b in pairs))
+    ann: dict[str, Any] = {}
+    if scene.annotator is not None:
+        ann["author"] = scene.annotator
+    ann.update({k: v for k, v in scene.extra.items() if k not in ANNOTATION_FIELDS and k not in ("image", "size")})
+    ann.update({"regions": regions, "image_id": scene.id, "id": ann_id,
+                "size": scene.extra.get("size", len(regions)), "depth_constraint": constraint})
+    if scene.image_bytes is not None:
+        losses.add(f"embedded image bytes ({fmt} names image files, it does not hold them)", scene.id)
+    return ann
+
+
+def _region_losses(scene: Scene, region: Region, visible: dict | None, losses: LossReport, fmt: str) -> None:
+    if region.category_id is not None:
+        if region.name is None:
+            losses.add(f"category ids of regions without a name ({fmt} holds free-text names only; no name "
+                       f"written)", scene.id, region.id)
+        else:
+            losses.add(f"category ids ({fmt} holds free-text names only; the name is written)",
+                       scene.id, region.id)
+    if region.visible is not None:
+        derived = visible["counts"] if visible is not None else region.amodal.to_rle()["counts"]
+        if region.visible.to_rle()["counts"] != derived:
+            losses.add(f"given visible masks that disagree with the occlusion order ({fmt} stores the visible "
+                       f"part the order implies)", scene.id, region.id)
+    if region.amodal.polygons is None:
+        losses.add(f"amodal masks without polygons, written as RLE 'segmentation' ({fmt} files hold flat "
+                   f"polygons; pixel-exact)", scene.id, region.id)

@@ -1,0 +1,142 @@
+"""Tell an input's format from its content (``amodaldata convert`` / ``validate`` without ``--from``).
+
+Parquet: a folder of ``*.parquet`` shards or a file starting with ``PAR1``. JSON is walked element-wise
+(:func:`converters.jsonio.iter_json`) and stops as soon as the first annotation (and, when needed, the first
+image record or the categories) decide:
+
+- an annotation with ``regions``: COCOA's schema, then COCOA or BSDS by the image source (``coco_url`` /
+  ``bsds_url``, a ``COCO_`` file name, the annotation's ``url``);
+- ``a_segm`` / ``i_segm`` / ``oco_id`` / ``inmodal_seg``: KINS;
+- ``segmentation`` with ``visible_mask``: COCOA-cls or D2SA, by the file names (``COCO_`` / ``D2S_``), else
+  by the categories (all COCO class names: COCOA-cls; none of them: D2SA).
+
+When the evidence fits several formats, or none, :class:`FormatError` says which and why: pass ``--from``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+from amodaldata.errors import FormatError
+
+from .jsonio import Event, iter_json
+from .labels import COCO_TABLE
+
+KINS_FIELDS = ("a_segm", "i_segm", "oco_id", "inmodal_seg")
+
+
+def detect_format(path: str | Path) -> str:
+    """The format name of ``path`` (a key of ``converters.READERS``), or :class:`FormatError`."""
+    path = Path(path)
+    if path.is_dir():
+        if any(p.suffix == ".parquet" for p in path.iterdir()):
+            return "parquet"
+        raise FormatError("cannot tell the format: a folder without *.parquet shards; pass --from", file=str(path))
+    if not path.is_file():
+        raise FormatError("no such file", file=str(path))
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head == b"PAR1":
+        return "parquet"
+    matches, why = _json_matches(path)
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise FormatError(f"cannot tell the format: {why}; pass --from", file=str(path))
+    raise FormatError(f"the content fits several formats ({', '.join(matches)}): {why}; pass --from",
+                      file=str(path))
+
+
+class _Peek:
+    """The first image record, the first annotation, and the categories, read lazily from the JSON events."""
+
+    def __init__(self, events: Iterator[Event]) -> None:
+        self.events = events
+        self.image: dict | None = None
+        self.annotation: Any = None
+        self.categories: Any = None
+        self.top: dict[str, Any] = {}      # other top-level fields (one bare annotation object: all of it)
+        self.done = False
+
+    def advance(self, want: str) -> None:
+        """Consume events until ``want`` ('annotation', 'image' or 'categories') is known or the file ends."""
+        while not self.done and getattr(self, want) is None:
+            try:
+                kind, key, value = next(self.events)
+            except StopIteration:
+                self.done = True
+                if self.annotation is None and "regions" in self.top:
+                    self.annotation = self.top
+                return
+            if key is None:
+                if self.annotation is None:
+                    self.annotation = value
+            elif key == "annotations" and kind == "item":
+                if self.annotation is None:
+                    self.annotation = value
+            elif key == "images" and kind == "item":
+                if self.image is None and isinstance(value, dict):
+                    self.image = value
+            elif key == "categories":
+                self.categories = value
+            else:
+                self.top[key] = value
+
+
+def _json_matches(path: Path) -> tuple[list[str], str]:
+    peek = _Peek(iter_json(path, stream=("annotations", "images")))
+    peek.advance("annotation")
+    ann = peek.annotation
+    if not isinstance(ann, dict):
+        what = "no annotation found" if ann is None else f"the first annotation is a {type(ann).__name__}"
+        return [], what
+    if "regions" in ann:
+        peek.advance("image")
+        return _cocoa_or_bsds(ann, peek.image)
+    if any(k in ann for k in KINS_FIELDS):
+        return ["kins"], ""
+    if "segmentation" in ann and "visible_mask" in ann:
+        return _cls_or_d2sa(peek)
+    return [], f"the first annotation has none of the fields of a known format (keys: {', '.join(sorted(ann))})"
+
+
+def _cocoa_or_bsds(ann: dict, image: dict | None) -> tuple[list[str], str]:
+    votes: dict[str, list[str]] = {"cocoa": [], "bsds": []}
+    if image is not None:
+        if "coco_url" in image:
+            votes["cocoa"].append("images have coco_url")
+        if "bsds_url" in image:
+            votes["bsds"].append("images have bsds_url")
+        if str(image.get("file_name", "")).startswith("COCO_"):
+            votes["cocoa"].append("COCO_ file names")
+    url = str(ann.get("url", "")).lower()
+    for fmt, token in (("cocoa", "coco"), ("bsds", "bsds")):
+        if token in url:
+            votes[fmt].append(f"annotation url names {token.upper()}")
+    found = [fmt for fmt, reasons in votes.items() if reasons]
+    if len(found) == 1:
+        return found, ""
+    if not found:
+        return ["cocoa", "bsds"], "COCOA's schema, but nothing names the image source (COCO or BSDS)"
+    return found, "; ".join(f"{fmt}: {', '.join(r)}" for fmt, r in votes.items())
+
+
+def _cls_or_d2sa(peek: _Peek) -> tuple[list[str], str]:
+    peek.advance("image")
+    name = str((peek.image or {}).get("file_name", ""))
+    if name.startswith("COCO_"):
+        return ["cocoa-cls"], ""
+    if name.startswith("D2S_"):
+        return ["d2sa"], ""
+    peek.advance("categories")
+    cats = peek.categories
+    names = [c.get("name") for c in cats if isinstance(c, dict)] if isinstance(cats, list) else []
+    known = [n for n in names if isinstance(n, str) and COCO_TABLE.id_of(n) is not None]
+    if names and len(known) == len(names):
+        return ["cocoa-cls"], ""
+    if names and not known:
+        return ["d2sa"], ""
+    reason = "COCO-style instances with visible masks, but neither the file names (COCO_ / D2S_) nor the " \
+             "categories (COCO's classes or not) tell COCOA-cls from D2SA"
+    return ["cocoa-cls", "d2sa"], reason
