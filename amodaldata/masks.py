@@ -28,8 +28,10 @@ def normalise_polygons(segmentation: Any) -> Polygons:
         raise GeometryError(f"polygon segmentation must be a non-empty list, got {type(segmentation).__name__}")
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in segmentation):
         polys = [list(segmentation)]
-    else:
+    elif all(isinstance(p, (list, tuple)) for p in segmentation):
         polys = [list(p) for p in segmentation]
+    else:
+        raise GeometryError("polygon has a non-numeric coordinate (expected numbers or lists of numbers)")
     out: Polygons = []
     for i, poly in enumerate(polys):
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in poly):
