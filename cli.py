@@ -103,5 +103,176 @@ def show(input: Path, image_id: str, out: Path, src_format: str, images: Path | 
     click.echo(f"wrote {save_image(render_scene(scene, max_level=max_level), out)}")
 
 
+# -- eval: `eval GT PRED` (segmentation), `eval order GT PRED`, `eval oracle GT` --------------------------
+class _EvalGroup(click.Group):
+    """A group whose default command is ``segm``: an unknown first argument is taken as the GT path."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["segm", *args]
+        return super().parse_args(ctx, args)
+
+
+def _read_ground_truth(gt: Path, src_format: str | None, on_error: str) -> list:
+    from converters import READERS, read
+    from converters.convert import _accepted
+    from converters.detect import detect_format
+
+    fmt = src_format or detect_format(gt)
+    policy = ErrorPolicy(on_error)
+    options = _accepted(READERS[fmt], {"on_error": policy}) if fmt in READERS else {}
+    scenes = list(read(fmt, gt, **options))
+    if policy.skipped:
+        click.echo(policy.summary(), err=True)
+    return scenes
+
+
+def _layers(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
+    try:
+        out: set[int] = set()
+        for part in value.split(","):
+            lo, _, hi = part.strip().partition("-")
+            out.update(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give K, a list 1,2,3 or a range 1-5") from None
+    if not out or min(out) < 1:
+        raise click.BadParameter(f"{value!r}: layer counts start at 1")
+    return sorted(out)
+
+
+def _max_dets(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    try:
+        out = tuple(sorted(int(v) for v in value.split(",")))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give comma-separated integers") from None
+    if not out or out[0] < 1:
+        raise click.BadParameter(f"{value!r}: max detections must be positive")
+    return out
+
+
+_gt_arg = click.argument("gt", type=click.Path(exists=True, path_type=Path))
+_from_opt = click.option("--from", "src_format", help="Ground-truth format (cocoa, bsds, kins, parquet, ...) "
+                         "[detected].")
+_annotator_opt = click.option("--annotator", type=click.Choice(["first", "each"]), default="first",
+                              show_default=True, help="Several annotations of an image: score the first (the "
+                              "official COCOA API), or each annotator set and average.")
+_on_error_opt = click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+                             help="Bad ground-truth item: stop, or drop it and report it.")
+_classes_opt = click.option("--classes", type=click.Choice(["agnostic", "aware"]), default="agnostic",
+                            show_default=True, help="Class-agnostic (COCOA) or class-aware (COCOA-cls, KINS, D2SA).")
+_min_occ_opt = click.option("--min-occlusion", type=click.FloatRange(0, 1), default=0.15, show_default=True,
+                            help="Occluded-only bucket: regions whose occlusion rate is above this.")
+_json_opt = click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+                         help="Also write the results as JSON.")
+
+
+@main.group("eval", cls=_EvalGroup)
+def eval_group() -> None:
+    """Score predictions: amodal segmentation (default), pairwise depth order, or the K-layer oracle.
+
+    \b
+    amodaldata eval GT PRED [--json FILE] [--csv FILE]      amodal AP/AR by occlusion level
+    amodaldata eval order GT PRED                           pairwise depth order
+    amodaldata eval oracle GT --layers 1-5                  masks from the first K ground-truth layers
+    """
+
+
+@eval_group.command("segm")
+@_gt_arg
+@click.argument("pred", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_from_opt
+@_classes_opt
+@click.option("--gt-mask", type=click.Choice(["amodal", "visible"]), default="amodal", show_default=True,
+              help="Score against amodal masks, or visible masks (the amodal one where none is given and the "
+              "region is unoccluded).")
+@_min_occ_opt
+@_annotator_opt
+@click.option("--max-dets", default="1,10,100,1000", show_default=True, callback=_max_dets,
+              help="Max detections per image for AR (AP at the largest).")
+@_json_opt
+@click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the per-image matches (every detection and every missed region) as CSV.")
+@_on_error_opt
+@reports_errors
+def eval_segm(gt: Path, pred: Path, src_format: str | None, classes: str, gt_mask: str, min_occlusion: float,
+         annotator: str, max_dets: tuple[int, ...], json_out: Path | None, csv_out: Path | None,
+         on_error: str) -> None:
+    """Amodal segmentation AP/AR of PRED (COCO results JSON) against GT, per occlusion level and subset."""
+    from amodaldata.evaluation import evaluate_segmentation, read_predictions
+    from amodaldata.evaluation.predictions import image_sizes
+    from amodaldata.evaluation.report import segmentation_table, write_csv, write_json
+    from amodaldata.evaluation.segmentation import MatchRow
+
+    scenes = _read_ground_truth(gt, src_format, on_error)
+    preds = read_predictions(pred, image_sizes(scenes))
+    result = evaluate_segmentation(scenes, preds, class_aware=classes == "aware", gt_mask=gt_mask,
+                                   min_occlusion=min_occlusion, annotator=annotator, max_dets=max_dets)
+    click.echo(segmentation_table(result))
+    if json_out:
+        click.echo(f"wrote {write_json(result.to_dict(), json_out)}")
+    if csv_out:
+        rows = [m.to_dict() for m in result.matches]
+        click.echo(f"wrote {write_csv(rows, csv_out, list(MatchRow.__dataclass_fields__))}")
+
+
+@eval_group.command("order")
+@_gt_arg
+@click.argument("pred", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_from_opt
+@click.option("--source", type=click.Choice(["auto", "order", "masks", "semdist"]), default="auto",
+              show_default=True, help="Predicted order from the 'order' ranks, the amodal + visible masks, or the "
+              "sem-dist maps (auto: the first every detection has).")
+@click.option("--iou", "iou_threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Matching IoU threshold.")
+@_annotator_opt
+@_json_opt
+@click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write every ground-truth pair with its verdict as CSV.")
+@_on_error_opt
+@reports_errors
+def eval_order(gt: Path, pred: Path, src_format: str | None, source: str, iou_threshold: float, annotator: str,
+          json_out: Path | None, csv_out: Path | None, on_error: str) -> None:
+    """Pairwise depth order of PRED on every pair of overlapping GT regions, with the trivial baselines."""
+    from amodaldata.evaluation import evaluate_order, read_predictions
+    from amodaldata.evaluation.order import PairRow
+    from amodaldata.evaluation.predictions import image_sizes
+    from amodaldata.evaluation.report import order_table, write_csv, write_json
+
+    scenes = _read_ground_truth(gt, src_format, on_error)
+    preds = read_predictions(pred, image_sizes(scenes))
+    result = evaluate_order(scenes, preds, source=source, iou_threshold=iou_threshold, annotator=annotator)
+    click.echo(order_table(result))
+    if json_out:
+        click.echo(f"wrote {write_json(result.to_dict(), json_out)}")
+    if csv_out:
+        rows = [p.to_dict() for p in result.pairs]
+        click.echo(f"wrote {write_csv(rows, csv_out, list(PairRow.__dataclass_fields__))}")
+
+
+@eval_group.command("oracle")
+@_gt_arg
+@_from_opt
+@click.option("--layers", default="1-5", show_default=True, callback=_layers,
+              help="Numbers of layers K to try: K, a list 1,2,3 or a range 1-5.")
+@_classes_opt
+@_min_occ_opt
+@_annotator_opt
+@_json_opt
+@_on_error_opt
+@reports_errors
+def eval_oracle(gt: Path, src_format: str | None, layers: list[int], classes: str, min_occlusion: float,
+           annotator: str, json_out: Path | None, on_error: str) -> None:
+    """Score instance masks rebuilt from the first K layers of GT's layer stack (seed 002, Table 2)."""
+    from amodaldata.evaluation import evaluate_oracle
+    from amodaldata.evaluation.report import oracle_table, write_json
+
+    scenes = _read_ground_truth(gt, src_format, on_error)
+    result = evaluate_oracle(scenes, layers, class_aware=classes == "aware", min_occlusion=min_occlusion,
+                             annotator=annotator)
+    click.echo(oracle_table(result))
+    if json_out:
+        click.echo(f"wrote {write_json(result.to_dict(), json_out)}")
+
+
 if __name__ == "__main__":
     main()

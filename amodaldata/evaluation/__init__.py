@@ -1,7 +1,14 @@
-"""Evaluation: amodal AP/AR by occlusion level, pairwise depth order, and the layered ground-truth oracle."""
+"""Evaluation: amodal AP/AR by occlusion level, pairwise depth order, and the layered ground-truth oracle.
 
+``predictions`` reads COCO results files; ``groundtruth`` picks the scored annotation and derives occlusion
+rates; ``segmentation``, ``order`` and ``oracle`` compute the three evaluations; ``report`` prints and saves.
+"""
+
+from .oracle import OracleResult, evaluate_oracle, layer_predictions
+from .order import OrderResult, PairScore, evaluate_order
 from .predictions import Prediction, PredictionSet, read_predictions
 from .segmentation import Bucket, SegmentationResult, default_buckets, evaluate_segmentation
 
-__all__ = ["Bucket", "Prediction", "PredictionSet", "SegmentationResult", "default_buckets",
-           "evaluate_segmentation", "read_predictions"]
+__all__ = ["Bucket", "OracleResult", "OrderResult", "PairScore", "Prediction", "PredictionSet",
+           "SegmentationResult", "default_buckets", "evaluate_oracle", "evaluate_order", "evaluate_segmentation",
+           "layer_predictions", "read_predictions"]

@@ -136,6 +136,7 @@ class SegmentationResult:
     n_predictions: int
     dropped: dict[str, int] = field(default_factory=dict)
     matches: list[MatchRow] = field(default_factory=list)
+    #: COCO's ``precision`` (B, T, R, K, M) and ``recall`` (B, T, K, M) per bucket (one annotator set only).
     precision: np.ndarray | None = None
     recall: np.ndarray | None = None
 
@@ -222,6 +223,8 @@ def evaluate_segmentation(scenes: Iterable[Scene], predictions: PredictionSet | 
             matches += _match_rows(j, flat, match)
     scores = [_mean_scores([p[i] for p in per_pass]) for i in range(len(buckets))]
     n_images = len(passes[0]) if passes else 0
+    if len(passes) > 1:                  # the curves of one set would not describe the averaged scores
+        precision = recall = None
     return SegmentationResult(buckets=scores, class_aware=class_aware, gt_mask=gt_mask, annotator=annotator,
                               annotator_sets=len(passes), max_dets=max_dets, n_images=n_images,
                               n_predictions=len(predictions), dropped=dropped, matches=matches,
@@ -248,11 +251,11 @@ def _flatten(gt: dict[str, Scene], preds: dict[str, list[Prediction]], class_awa
             if class_aware and region.category_id is None:
                 raise AnnotationError("class-aware evaluation needs a category id on every region",
                                       image_id=scene.id, annotation_id=scene.annotation_id, region_id=region.id)
-            cats.append(region.category_id if class_aware else 0)
+            cats.append(region.category_id if class_aware else None)
         categories.update(cats)
         per_image[key] = ([m.to_pycocotools() for m in scored_masks(scene, gt_mask, rates)], counts,
                           crowd_flags(scene), cats)
-    cat_list = sorted(categories, key=sort_key) if class_aware else [0]
+    cat_list = sorted(categories, key=sort_key) if class_aware else [None]
     cat_index = {c: i for i, c in enumerate(cat_list)}
 
     det_score, det_rank, det_cat, det_entry, det_image, det_best = [], [], [], [], [], []
@@ -267,12 +270,12 @@ def _flatten(gt: dict[str, Scene], preds: dict[str, list[Prediction]], class_awa
             dets = sorted(dets, key=lambda p: _label_order(p.category_id))
             region_order = sorted(range(len(labels)), key=lambda i: _label_order(labels[i]))
             if region_order:
-                gt_by_cat[(key, 0)] = region_order
+                gt_by_cat[(key, None)] = region_order
         else:
             for i, c in enumerate(labels):
                 gt_by_cat.setdefault((key, c), []).append(i)
         for p in dets:
-            det_by_cat.setdefault((key, p.category_id if class_aware else 0), []).append(p)
+            det_by_cat.setdefault((key, p.category_id if class_aware else None), []).append(p)
     for k, cat in enumerate(cat_list):
         for key in images:
             rles, counts, crowd, _ = per_image[key]
@@ -450,6 +453,22 @@ def _summaries(buckets: Sequence[Bucket], flat: _Flat, precision: np.ndarray, re
                                 ap75=mean(p[t75]),
                                 ar={m: mean(recall[b, :, :, i]) for i, m in enumerate(max_dets)}))
     return out
+
+
+def average_results(results: Sequence[SegmentationResult], annotator: str = "each") -> SegmentationResult:
+    """Average the scores of the results of several annotator sets (as ``annotator='each'`` does)."""
+    first = results[0]
+    if len(results) == 1:
+        return first
+    dropped: dict[str, int] = {}
+    for r in results:
+        for why, n in r.dropped.items():
+            dropped[why] = dropped.get(why, 0) + n
+    return SegmentationResult(
+        buckets=[_mean_scores([r.buckets[i] for r in results]) for i in range(len(first.buckets))],
+        class_aware=first.class_aware, gt_mask=first.gt_mask, annotator=annotator, annotator_sets=len(results),
+        max_dets=first.max_dets, n_images=first.n_images, n_predictions=sum(r.n_predictions for r in results),
+        dropped=dropped, matches=[m for r in results for m in r.matches])
 
 
 def _mean_scores(per_pass: list[BucketScores]) -> BucketScores:
