@@ -34,10 +34,11 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("src_format")
-@click.argument("input", type=click.Path(exists=True, path_type=Path))
+@click.argument("args", nargs=-1, required=True, metavar="[SRC_FORMAT] INPUT")
+@click.option("--from", "from_format", help="Input format (same as SRC_FORMAT); without either, it is told "
+              "from the content.")
 @click.option("--to", "dst_format", required=True, help="Output format: parquet, semdist, layered, or an "
-              "annotation format.")
+              "annotation format (cocoa, bsds, cocoa-cls, kins, kins-2020, d2sa).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output file or folder.")
 @click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of the image files (needed to embed images in shards).")
@@ -47,29 +48,76 @@ def main() -> None:
 @click.option("--scenes-per-shard", type=click.IntRange(min=1), help="parquet: rows per shard [1000].")
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
               help="fail: stop at the first bad item; skip: drop it and report it at the end.")
+@click.option("--label-map", help="JSON file of free-text name -> category id or name (or the built-in "
+              "'cocoa-coco'), for targets with categories.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing non-empty output.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @reports_errors
-def convert(src_format: str, input: Path, dst_format: str, out: Path, images: Path | None, layers: int | None,
-            max_level: int | None, split: str | None, scenes_per_shard: int | None, on_error: str,
-            overwrite: bool, progress: bool) -> None:
-    """Convert INPUT (in SRC_FORMAT) to another format or to training targets.
+def convert(args: tuple[str, ...], from_format: str | None, dst_format: str, out: Path, images: Path | None,
+            layers: int | None, max_level: int | None, split: str | None, scenes_per_shard: int | None,
+            on_error: str, label_map: str | None, overwrite: bool, progress: bool) -> None:
+    """Convert INPUT (in SRC_FORMAT, or --from, or told from its content) to another format or to targets.
+
+    What the target cannot hold is listed ("lost: ..."); nothing is dropped silently.
 
     \b
     amodaldata convert cocoa COCO_amodal_val2014.json --to semdist --out targets/
-    amodaldata convert cocoa COCO_amodal_val2014.json --to layered --layers 3 --out layered/
+    amodaldata convert COCO_amodal_val2014.json --to layered --layers 3 --out layered/
     amodaldata convert cocoa COCO_amodal_val2014.json --images val2014/ --to parquet --out shards/
+    amodaldata convert instances_val.json --to cocoa --out kins_as_cocoa.json
+    amodaldata convert cocoa COCO_amodal_val2014.json --to kins --label-map names.json --out kins.json
     """
     from converters.convert import convert as run
 
-    report = run(src_format, input, dst_format, out, images=images, on_error=on_error, overwrite=overwrite,
-                 progress=progress, layers=layers, max_level=max_level, split=split,
-                 scenes_per_shard=scenes_per_shard)
-    click.echo(f"wrote {report.scenes} scenes ({report.regions} regions) to {report.output}")
+    if len(args) > 2:
+        raise click.UsageError("expected [SRC_FORMAT] INPUT")
+    src_format, input = (args[0], Path(args[1])) if len(args) == 2 else (None, Path(args[0]))
+    if src_format is not None and from_format is not None and src_format != from_format:
+        raise click.UsageError(f"SRC_FORMAT {src_format!r} and --from {from_format!r} disagree")
+    if not input.exists():
+        raise click.BadParameter(f"{input} does not exist", param_hint="INPUT")
+    report = run(src_format or from_format, input, dst_format, out, images=images, on_error=on_error,
+                 overwrite=overwrite, progress=progress, layers=layers, max_level=max_level, split=split,
+                 scenes_per_shard=scenes_per_shard, label_map=label_map)
+    read_as = "" if (src_format or from_format) else f" (input read as {report.source_format})"
+    click.echo(f"wrote {report.scenes} scenes ({report.regions} regions) to {report.output}{read_as}")
     for loss in report.losses:
         click.echo(f"lost: {loss}", err=True)
     if report.skipped:
         click.echo(ErrorPolicy("skip", report.skipped).summary(), err=True)
+
+
+@main.command()
+@click.argument("input", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--from", "src_format", help="Input format (cocoa, bsds, cocoa-cls, kins, d2sa); without it, told "
+              "from the content.")
+@click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of the image files: check that every image is on disk.")
+@click.option("--fix", is_flag=True, help="Repair self-intersecting polygons (shapely make_valid) into --out.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="With --fix: the repaired file.")
+@reports_errors
+def validate(input: Path, src_format: str | None, images: Path | None, fix: bool, out: Path | None) -> None:
+    """Check INPUT's schema and geometry; report counts per problem with the first examples.
+
+    Exits 0 only when no problem is left (with --fix, repaired polygons count as solved).
+
+    \b
+    amodaldata validate COCO_amodal_val2014.json --images val2014/
+    amodaldata validate instances_train.json --from kins --fix --out instances_train.fixed.json
+    """
+    from amodaldata.errors import FormatError
+    from amodaldata.validate import LAYOUTS, validate_file
+    from converters.detect import detect_format
+
+    if fix != (out is not None):
+        raise click.UsageError("--fix and --out go together")
+    fmt = src_format or detect_format(input)
+    if fmt not in LAYOUTS:
+        raise FormatError(f"validate checks the annotation formats ({', '.join(LAYOUTS)}), not {fmt!r}",
+                          file=str(input))
+    report = validate_file(input, LAYOUTS[fmt], images=images, fix_out=out)
+    click.echo("\n".join(report.lines()))
+    sys.exit(0 if report.clean else 1)
 
 
 @main.command()

@@ -229,6 +229,7 @@ def write_instances(scenes: Iterable[Scene], out: str | Path, layout: InstanceLa
                                scene.id, rid, detail=how)
                     continue
                 _label_losses(region, cid, how, layout, seen_categories, losses, scene.id)
+                _region_losses(region, layout, losses, scene.id)
                 writer.annotation(_annotation(scene, region, stack, cid, layout, ids, losses,
                                               extra_fields.get(rid, {})))
                 n += 1
@@ -272,6 +273,16 @@ def _label_losses(region: Region, cid: int, how: str, layout: InstanceLayout,
                    image_id, region.id)
 
 
+def _region_losses(region: Region, layout: InstanceLayout, losses: LossReport, image_id: Any) -> None:
+    fmt = layout.name
+    if region.is_stuff:
+        losses.add(f"thing/stuff flag ({fmt} has none: stuff regions are written as instances)",
+                   image_id, region.id)
+    if region.amodal.polygons is None:
+        losses.add(f"amodal masks without polygons, written as RLE in '{layout.amodal}' (pixel-exact)",
+                   image_id, region.id)
+
+
 def _scene_losses(scene: Scene, fmt: str, layout: InstanceLayout, losses: LossReport,
                   holds_order: bool) -> None:
     if scene.order.edges and not holds_order:
@@ -284,13 +295,6 @@ def _scene_losses(scene: Scene, fmt: str, layout: InstanceLayout, losses: LossRe
         losses.add(f"annotator names ({fmt} has no annotator field)", scene.id)
     if scene.image_bytes is not None:
         losses.add(f"embedded image bytes ({fmt} names image files, it does not hold them)", scene.id)
-    for region in scene.regions:
-        if region.is_stuff:
-            losses.add(f"thing/stuff flag ({fmt} has none: stuff regions are written as instances)",
-                       scene.id, region.id)
-        if region.amodal.polygons is None:
-            losses.add(f"amodal masks without polygons, written as RLE in '{layout.amodal}' (pixel-exact)",
-                       scene.id, region.id)
 
 
 def _annotation(scene: Scene, region: Region, stack: LayerStack, cid: int, layout: InstanceLayout,

@@ -13,6 +13,9 @@ from amodaldata.errors import AmodalDataError, ErrorPolicy, FormatError, OnError
 from amodaldata.scene import Scene
 
 from . import EMBEDS_IMAGES, READERS, WRITERS
+from .detect import detect_format
+from .labels import load_label_map
+from .losses import LossReport, source_gaps
 
 
 @dataclass
@@ -20,6 +23,7 @@ class ConversionReport:
     """What a conversion did: counts, every skipped item, and what the target format could not hold."""
 
     output: Path
+    source_format: str = ""
     scenes: int = 0
     regions: int = 0
     skipped: list[AmodalDataError] = field(default_factory=list)
@@ -52,7 +56,7 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def convert(src_format: str, input: str | Path, dst_format: str, out: str | Path, *,
+def convert(src_format: str | None, input: str | Path, dst_format: str, out: str | Path, *,
             images: str | Path | None = None, on_error: OnError = "fail", overwrite: bool = False,
             progress: bool = False, **options: Any) -> ConversionReport:
     """Read ``input`` as ``src_format`` and write ``out`` as ``dst_format``.
@@ -60,7 +64,12 @@ def convert(src_format: str, input: str | Path, dst_format: str, out: str | Path
     The output is built under a hidden temporary name beside ``out`` and renamed into place only when complete,
     so a failure leaves nothing behind. An existing non-empty ``out`` is refused unless ``overwrite``.
     ``options`` go to the reader and the writer that declare them (e.g. ``layers``, ``max_level``, ``split``).
+    ``src_format`` None: told from the content (:func:`converters.detect.detect_format`). ``label_map`` (a
+    file, ``cocoa-coco`` or a mapping) is refused by a target without categories. What the target cannot hold
+    is listed in the report's ``losses`` (:mod:`converters.losses`).
     """
+    if src_format is None:
+        src_format = detect_format(input)
     for fmt, table, what in ((src_format, READERS, "input"), (dst_format, WRITERS, "output")):
         if fmt not in table:
             raise FormatError(f"unknown {what} format {fmt!r}; known: {', '.join(sorted(table))}")
@@ -68,9 +77,16 @@ def convert(src_format: str, input: str | Path, dst_format: str, out: str | Path
     _check_output(out, overwrite)
     policy = ErrorPolicy(on_error)
     reader, writer = READERS[src_format], WRITERS[dst_format]
-    read_options = _accepted(reader, {**options, "images": images, "on_error": policy,
+    if options.get("label_map") is not None:
+        if "label_map" not in inspect.signature(writer).parameters:
+            takes = sorted(f for f, w in WRITERS.items() if "label_map" in inspect.signature(w).parameters)
+            raise FormatError(f"--label-map applies to formats with categories ({', '.join(takes)}); "
+                              f"{dst_format} has none")
+        options["label_map"] = load_label_map(options["label_map"])
+    losses = LossReport()
+    read_options = _accepted(reader, {**options, "images": images, "on_error": policy, "losses": losses,
                                       "load_images": images is not None and dst_format in EMBEDS_IMAGES})
-    report = ConversionReport(output=out)
+    report = ConversionReport(output=out, source_format=src_format)
     scenes: Iterable[Scene] = _counting(reader(input, **read_options), report)
     if progress:
         from tqdm import tqdm
@@ -80,11 +96,12 @@ def convert(src_format: str, input: str | Path, dst_format: str, out: str | Path
     _remove(tmp)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        writer(scenes, tmp, **_accepted(writer, options))
+        writer(scenes, tmp, **_accepted(writer, {**options, "losses": losses}))
         _replace(tmp, out)
     finally:
         _remove(tmp)
     report.skipped = policy.skipped
+    report.losses = source_gaps(src_format, dst_format) + losses.lines()
     return report
 
 

@@ -49,20 +49,20 @@ class LossReport:
         if where and len(shown) < EXAMPLES and where not in shown:
             shown.append(where)
 
-    def note(self, text: str) -> None:
-        """Record a whole-conversion remark (counted once)."""
-        self.counts.setdefault(text, 0)
-
     def lines(self) -> list[str]:
-        """One line per kind: ``kind: N item(s) (e.g. image 1, region 2; ...)``."""
+        """One line per kind: ``kind: N [details] (e.g. image 1, region 2; ...)``."""
         out = []
         for kind, n in self.counts.items():
-            if n == 0:
-                out.append(kind)
-                continue
-            shown = self.examples.get(kind)
-            suffix = f" (e.g. {'; '.join(shown)})" if shown else ""
-            out.append(f"{kind}: {n}{suffix}")
+            line = f"{kind}: {n}"
+            tally = self.details.get(kind)
+            if tally:
+                shown = ", ".join(f"{d} x{c}" for d, c in tally.most_common(DETAILS))
+                more = len(tally) - DETAILS
+                line += f" [{shown}{f', and {more} more' if more > 0 else ''}]"
+            examples = self.examples.get(kind)
+            if examples:
+                line += f" (e.g. {'; '.join(examples)})"
+            out.append(line)
         return out
 
     def __bool__(self) -> bool:
