@@ -501,7 +501,9 @@ def _match_rows(annotator: int, flat: _Flat, match: np.ndarray) -> list[MatchRow
         return ["fp" if g < 0 else ("tp" if counts[g] else "ignored") for g in col]
 
     s50, s75 = status(m[t50]), status(m[t75])
-    hits = ((m >= 0) & np.where(m >= 0, counts[np.maximum(m, 0)], False)).sum(axis=0)
+    hits = np.zeros(m.shape[1], dtype=np.int64)
+    t_i, d_i = np.nonzero(m >= 0)
+    np.add.at(hits, d_i, counts[m[t_i, d_i]])
     rows = []
     for d in range(len(flat.det_score)):
         g = int(m[t50, d])
