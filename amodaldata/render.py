@@ -76,7 +76,7 @@ def _text_colour(rgb: Sequence[int]) -> tuple[int, int, int]:
     return TEXT_DARK if luma > 140 else TEXT_LIGHT
 
 
-def _base_image(scene: Scene, image: Image.Image | None) -> np.ndarray:
+def base_image(scene: Scene, image: Image.Image | None) -> np.ndarray:
     """The photo as float RGB ``(H, W, 3)``: ``image``, else ``scene.image_bytes``, else a neutral grey canvas."""
     if image is None and scene.image_bytes is not None:
         try:
@@ -117,8 +117,11 @@ def _label_anchor(stack: LayerStack, rid: int, width: int) -> tuple[int, int] | 
     return int(xs[best]), int(ys[best])
 
 
-def _overlay(scene: Scene, photo: np.ndarray, colours: dict[int, np.ndarray], style: RenderStyle) -> np.ndarray:
-    """Visible parts filled, hidden parts hatched, amodal outlines drawn; uint8 ``(H, W, 3)``."""
+def draw_regions(scene: Scene, photo: np.ndarray, colours: dict[int, np.ndarray], style: RenderStyle = RenderStyle()
+                 ) -> np.ndarray:
+    """The picture without labels, uint8 ``(H, W, 3)``: ``photo`` (float RGB ``(H, W, 3)``) dimmed towards grey,
+    each region's visible part filled with its colour, its hidden part hatched in its colour (diagonal stripes
+    clipped to the hidden pixels, a different phase per region) and its amodal outline drawn over all."""
     stack = scene.layers
     h, w = stack.shape
     out = photo * (1 - style.image_dim) + np.asarray(BACKGROUND_GREY, float) * style.image_dim
@@ -324,8 +327,8 @@ def render_scene(scene: Scene, image: Image.Image | None = None, *, max_level: i
     palette = region_colours(len(scene.regions))
     colours = {r.id: palette[i] for i, r in enumerate(scene.regions)}
     font = _font(style.font_size)
-    photo = _base_image(scene, image)
-    picture = _overlay(scene, photo, colours, style)
+    photo = base_image(scene, image)
+    picture = draw_regions(scene, photo, colours, style)
 
     width = max(scene.width, 640)
     title = (f"image {scene.id}" + (f", annotation {scene.annotation_id}" if scene.annotation_id is not None else "")
