@@ -1,0 +1,54 @@
+"""Model outputs in the COCO results layout that ``amodaldata eval`` reads.
+
+One record per detected instance: ``image_id``, ``category_id``, ``segmentation`` (the amodal mask as COCO
+compressed RLE at the original image size), ``visible`` (the visible mask, same encoding), ``score``, and
+``bbox`` (``[x, y, w, h]`` of the amodal mask).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from amodaldata.masks import Mask
+
+
+@dataclass
+class Detections:
+    """The instances predicted in one image, at its original size: bool masks ``(H, W)`` per instance."""
+
+    scores: list[float] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    amodal: list[np.ndarray] = field(default_factory=list)
+    visible: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, score: float, label: int, amodal: np.ndarray, visible: np.ndarray) -> None:
+        """Append one instance; the visible mask is clipped to the amodal one."""
+        self.scores.append(float(score))
+        self.labels.append(int(label))
+        self.amodal.append(amodal)
+        self.visible.append(visible & amodal)
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+def coco_results(image_id: Any, detections: Detections) -> list[dict[str, Any]]:
+    """The COCO result records of one image's detections (empty amodal masks are left out)."""
+    out = []
+    for score, label, amodal, visible in zip(detections.scores, detections.labels, detections.amodal,
+                                             detections.visible):
+        mask = Mask.from_bitmap(amodal)
+        if mask.area() == 0:
+            continue
+        out.append({
+            "image_id": image_id,
+            "category_id": label,
+            "segmentation": mask.to_rle(),
+            "visible": Mask.from_bitmap(visible).to_rle(),
+            "score": score,
+            "bbox": [float(v) for v in mask.bbox()],
+        })
+    return out
