@@ -1,0 +1,89 @@
+"""Reading COCO results files: masks as RLE or polygons, optional fields, typed errors naming the entry."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from amodaldata.errors import AnnotationError, GeometryError
+from amodaldata.evaluation.predictions import image_sizes, read_predictions
+from amodaldata.masks import Mask
+from amodaldata.scene import Scene
+
+
+def write(tmp_path, entries) -> str:
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(entries))
+    return path
+
+
+def test_reads_rle_polygons_and_optional_fields(tmp_path, make_box):
+    square = make_box(20, 30, 2, 2, 8, 8)
+    np.save(tmp_path / "sd.npy", np.zeros((20, 30), np.float32))
+    path = write(tmp_path, [
+        {"image_id": 7, "segmentation": square.to_rle(), "score": 0.9, "category_id": 3,
+         "visible": make_box(20, 30, 2, 2, 8, 5).to_rle(), "order": 2, "semdist": "sd.npy"},
+        {"image_id": 7, "segmentation": [[2, 2, 8, 2, 8, 8, 2, 8]], "score": 1, "visible_mask": [2, 2, 5, 2, 5, 5]},
+        {"image_id": 8, "segmentation": [1, 1, 4, 1, 4, 4], "score": 0.1},
+    ])
+    got = read_predictions(path, {"7": (20, 30)})
+    first, second = got.predictions
+    assert first.mask == square and first.score == 0.9 and first.category_id == 3 and first.order == 2
+    assert first.visible.area() == 18 and first.load_semdist().shape == (20, 30)
+    assert (first.index, second.index) == (0, 1)
+    assert second.mask.encoding == "polygon" and second.visible is not None and second.order is None
+    assert got.unknown_images == {"8": 1} and got.dropped == 1
+
+
+def test_image_ids_match_by_text(tmp_path, make_box):
+    scenes = [Scene("12", 20, 30, [])]
+    path = write(tmp_path, [{"image_id": 12, "segmentation": make_box(20, 30, 0, 0, 3, 3).to_rle(), "score": 1}])
+    assert len(read_predictions(path, image_sizes(scenes)).predictions) == 1
+
+
+@pytest.mark.parametrize("entry, error, message", [
+    ({"image_id": 7, "segmentation": [1, 1, 4, 1, 4, 4]}, AnnotationError, "no 'score'"),
+    ({"image_id": 7, "score": 0.5}, AnnotationError, "no 'segmentation'"),
+    ({"segmentation": [1, 1, 4, 1, 4, 4], "score": 0.5}, AnnotationError, "no 'image_id'"),
+    ({"image_id": 7, "segmentation": [1, 1, 4, 1], "score": 0.5}, GeometryError, "'segmentation': polygon 0"),
+    ({"image_id": 7, "segmentation": {"size": [10, 10], "counts": "a"}, "score": 0.5}, GeometryError,
+     "disagrees with the image size"),
+    ({"image_id": 7, "segmentation": [1, 1, 4, 1, 4, 4], "score": "high"}, AnnotationError, "must be int/float"),
+    ({"image_id": 7, "segmentation": [1, 1, 4, 1, 4, 4], "score": float("nan")}, AnnotationError, "finite"),
+    ({"image_id": 7, "segmentation": [1, 1, 4, 1, 4, 4], "score": 1, "order": 0}, AnnotationError, "positive rank"),
+    ({"image_id": 7, "segmentation": [1, 1, 4, 1, 4, 4], "score": 1, "visible": [1, 2]}, GeometryError,
+     "'visible'"),
+    ({"image_id": 7, "segmentation": [1, 1, 4, 1, 4, 4], "score": 1, "semdist": "missing.npy"}, AnnotationError,
+     "not found"),
+])
+def test_bad_entries_name_file_image_and_entry(tmp_path, entry, error, message):
+    path = write(tmp_path, [{"image_id": 7, "segmentation": [1, 1, 4, 1, 4, 4], "score": 1}, entry])
+    with pytest.raises(error, match=message) as err:
+        read_predictions(path, {"7": (20, 30)})
+    text = str(err.value)
+    assert str(path) in text and "annotation entry 1" in text
+    if "image_id" in entry:
+        assert "image 7" in text
+
+
+def test_bad_files(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("[{")
+    with pytest.raises(AnnotationError, match="malformed JSON"):
+        read_predictions(bad, {})
+    bad.write_text('{"x": 1}')
+    with pytest.raises(AnnotationError, match="JSON list of detections"):
+        read_predictions(bad, {})
+    with pytest.raises(AnnotationError, match="no such file"):
+        read_predictions(tmp_path / "none.json", {})
+
+
+def test_semdist_of_the_wrong_shape(tmp_path):
+    np.save(tmp_path / "sd.npy", np.zeros((5, 5), np.float32))
+    path = write(tmp_path, [{"image_id": 7, "segmentation": [1, 1, 4, 1, 4, 4], "score": 1, "semdist": "sd.npy"}])
+    pred, = read_predictions(path, {"7": (20, 30)}).predictions
+    with pytest.raises(AnnotationError, match="shape"):
+        pred.load_semdist()
+    assert isinstance(pred.mask, Mask)
