@@ -41,7 +41,7 @@ class InstanceLayout:
         visible_as_polygons: the visible mask is written as polygons when it arrived as polygons.
         table: the format's category table, None when it is read from the file (D2SA).
         default_label_map: label map used when the caller gives none (COCOA-cls: COCOA names -> COCO).
-        extra_fields: further fields the format computes or models (kept out of ``Region.extra``).
+        supercategories: written with the table's categories (COCO's).
     """
 
     name: str
@@ -54,14 +54,13 @@ class InstanceLayout:
     visible_as_polygons: bool = False
     table: CategoryTable | None = None
     default_label_map: str | None = None
-    extra_fields: frozenset[str] = frozenset()
     supercategories: Mapping[int, str] = field(default_factory=dict)
 
     @property
     def modelled(self) -> set[str]:
         keys = {self.amodal, self.visible, self.invisible, self.amodal_bbox, self.visible_bbox, "area",
                 "occlude_rate", "category_id", "image_id"}
-        return {k for k in keys if k is not None} | set(self.extra_fields)
+        return {k for k in keys if k is not None}
 
 
 #: Orders a scene's regions: given the raw annotations (same order as the regions) and the regions.
@@ -280,6 +279,9 @@ def _region_losses(region: Region, layout: InstanceLayout, losses: LossReport, i
                    image_id, region.id)
     if region.amodal.polygons is None:
         losses.add(f"amodal masks without polygons, written as RLE in '{layout.amodal}' (pixel-exact)",
+                   image_id, region.id)
+    if layout.visible_as_polygons and (region.visible is None or region.visible.polygons is None):
+        losses.add(f"visible masks without polygons, written as RLE in '{layout.visible}' (pixel-exact)",
                    image_id, region.id)
 
 

@@ -38,7 +38,6 @@ ORIGINAL = InstanceLayout(
 RELEASE_2020 = InstanceLayout(
     name="kins-2020", amodal="a_segm", visible="i_segm", invisible=None, amodal_bbox="a_bbox",
     visible_bbox="i_bbox", occlude_rate=False, visible_as_polygons=True, table=KINS_TABLE,
-    extra_fields=frozenset({"oco_id", "ico_id"}),
 )
 
 
@@ -102,13 +101,25 @@ def write_kins_2020(scenes: Iterable[Scene], out: str | Path, *,
 
 
 class _ClusterIds:
-    """``oco_id`` / ``ico_id`` of a scene's regions, cluster ids running on through the file."""
+    """``oco_id`` / ``ico_id`` of a scene's regions.
+
+    The ids a region arrived with (kept in ``Region.extra``) are written back when they still describe the
+    scene: every overlapping pair in one cluster with the front one's ``ico_id`` lower, and ``ico_id`` 0
+    exactly for the instances overlapping nothing. Otherwise they are computed: clusters are the connected
+    components of overlapping instances, numbered on through the file past every id already used, and
+    ``ico_id`` is 1 + the longest chain of instances in front.
+    """
 
     def __init__(self) -> None:
+        self.used: set[int] = set()
         self.next_cluster = 1
 
     def __call__(self, scene: Scene, front_to_back: list[int]) -> dict[int, dict]:
         pairs = [(int(a), int(b)) for a, b in overlapping_pairs(scene.layers)]
+        given = self._given(scene, front_to_back, pairs)
+        if given is not None:
+            self.used.update(v["oco_id"] for v in given.values())
+            return given
         parent = {rid: rid for rid in front_to_back}
 
         def root(r: int) -> int:
@@ -127,8 +138,26 @@ class _ClusterIds:
         out = {}
         for rid in front_to_back:
             level[rid] = 1 + max((level[f] for f in occluders[rid]), default=0)
-            cluster = clusters.setdefault(root(rid), self.next_cluster)
-            if cluster == self.next_cluster:
-                self.next_cluster += 1
-            out[rid] = {"oco_id": cluster, "ico_id": level[rid] if sizes[root(rid)] > 1 else 0}
+            if root(rid) not in clusters:
+                while self.next_cluster in self.used:
+                    self.next_cluster += 1
+                clusters[root(rid)] = self.next_cluster
+                self.used.add(self.next_cluster)
+            out[rid] = {"oco_id": clusters[root(rid)], "ico_id": level[rid] if sizes[root(rid)] > 1 else 0}
         return out
+
+    @staticmethod
+    def _given(scene: Scene, front_to_back: list[int], pairs: list[tuple[int, int]]) -> dict[int, dict] | None:
+        ids = {}
+        for region in scene.regions:
+            oco, ico = region.extra.get("oco_id"), region.extra.get("ico_id")
+            if not (isinstance(oco, int) and isinstance(ico, int)) or isinstance(oco, bool) or isinstance(ico, bool):
+                return None
+            ids[region.id] = {"oco_id": oco, "ico_id": ico}
+        overlapping = {r for pair in pairs for r in pair}
+        if any((ids[r]["ico_id"] == 0) == (r in overlapping) for r in front_to_back):
+            return None
+        for front, back in pairs:
+            if ids[front]["oco_id"] != ids[back]["oco_id"] or ids[front]["ico_id"] >= ids[back]["ico_id"]:
+                return None
+        return ids
