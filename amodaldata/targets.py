@@ -40,8 +40,9 @@ def semdist_maps(stack: LayerStack, region_ids: list[int], confidence: float = G
     _check_confidence(confidence)
     h, w = stack.shape
     out = np.zeros((len(region_ids), h * w), dtype=np.float32)
+    c = np.float32(confidence)
     for row, rid in zip(out, region_ids):
-        row[stack.pixels[rid]] = confidence - stack.levels[rid]
+        row[stack.pixels[rid]] = np.subtract(c, stack.levels[rid], dtype=np.float32)
     return out.reshape(len(region_ids), h, w)
 
 
