@@ -30,14 +30,18 @@ class _Buffer:
     def __init__(self, fh: Any, path: Path) -> None:
         self.fh, self.path = fh, path
         self.text, self.pos, self.eof = "", 0, False
-        self.lines_before = 0
+        self.lines_before = 0       # newlines in the text already dropped from the buffer
+        self.column_before = 0      # characters since the last dropped newline
         self.chunk = CHUNK
 
     def fill(self) -> None:
         data = self.fh.read(self.chunk)
         if not data:
             self.eof = True
-        self.lines_before += self.text.count("\n", 0, self.pos)
+        dropped = self.text[:self.pos]
+        newline = dropped.rfind("\n")
+        self.lines_before += dropped.count("\n")
+        self.column_before = len(dropped) - newline - 1 if newline >= 0 else self.column_before + len(dropped)
         self.text, self.pos = self.text[self.pos:] + data, 0
 
     def peek(self) -> str:
@@ -50,7 +54,8 @@ class _Buffer:
     def error(self, what: str, at: int | None = None) -> AnnotationError:
         at = self.pos if at is None else at
         line = self.lines_before + self.text.count("\n", 0, at) + 1
-        col = at - (self.text.rfind("\n", 0, at) + 1) + 1
+        newline = self.text.rfind("\n", 0, at)
+        col = at - newline if newline >= 0 else self.column_before + at + 1
         return AnnotationError(f"malformed JSON: {what} at line {line}, column {col}", file=str(self.path))
 
     def expect(self, char: str) -> None:

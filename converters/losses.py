@@ -25,7 +25,7 @@ HOLDS: dict[str, frozenset[str]] = {
 
 #: How many examples (locations) and details (e.g. unmapped names) each kind of loss shows.
 EXAMPLES = 3
-DETAILS = 10
+DETAILS = 40
 
 
 @dataclass
