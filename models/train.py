@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -110,6 +111,9 @@ def setup(device: str) -> Runtime:
         return Runtime(0, 1, select_device(device), False)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = select_device(device, local_rank)
+    if dev.type == "cpu":       # ranks on one machine share its cores
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size)))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
     if not dist.is_initialized():
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", init_method="env://")
     return Runtime(dist.get_rank(), dist.get_world_size(), dev, True)
@@ -244,6 +248,23 @@ def train(cfg: TrainConfig) -> Path:
     return ckpt_path
 
 
+def _spawned(rank: int, world_size: int, port: int, cfg: TrainConfig) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
+                      LOCAL_WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    train(cfg)
+
+
+def launch(cfg: TrainConfig, nproc: int = 1) -> Path:
+    """Train in ``nproc`` local processes (one per GPU, or gloo on CPU) without ``torchrun``; 1 = this one."""
+    if nproc <= 1:
+        return train(cfg)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.spawn(_spawned, args=(nproc, port, cfg), nprocs=nproc, join=True)
+    return Path(cfg.out) / "checkpoint.pt"
+
+
 def _append(path: Path, record: dict[str, Any]) -> None:
     with path.open("a") as f:
         f.write(json.dumps(record) + "\n")
@@ -259,7 +280,8 @@ def _option(text: str) -> tuple[str, Any]:
         return key, value
 
 
-def parse_args(argv: list[str] | None = None) -> TrainConfig:
+def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, int]:
+    """The run's options and the number of local processes (``--nproc``)."""
     p = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, choices=sorted(MODELS))
     p.add_argument("--data", required=True, help="shard file or folder")
@@ -285,16 +307,20 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes per rank")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=10, help="steps between log records")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="start this many local DDP processes (instead of torchrun)")
     p.add_argument("--set", dest="options", type=_option, action="append", default=[], metavar="KEY=VALUE",
                    help="model option (JSON value), e.g. --set channels=64 --set visible_head=false")
     a = p.parse_args(argv)
     opts = vars(a)
     opts["options"] = dict(opts["options"])
-    return TrainConfig(**opts)
+    nproc = opts.pop("nproc")
+    return TrainConfig(**opts), nproc
 
 
 def main(argv: list[str] | None = None) -> None:
-    ckpt = train(parse_args(argv))
+    cfg, nproc = parse_args(argv)
+    ckpt = launch(cfg, nproc)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"checkpoint: {ckpt}")
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from amodaldata.masks import Mask
@@ -58,3 +59,12 @@ def shards(tmp_path) -> Path:
     folder = tmp_path / "shards"
     write_tiny_shards(folder, 4, 2)
     return folder
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread, and do not fight other test workers for the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
