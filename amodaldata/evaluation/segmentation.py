@@ -215,7 +215,7 @@ def evaluate_segmentation(scenes: Iterable[Scene], predictions: PredictionSet | 
     per_pass, matches = [], []
     precision = recall = None
     for j, gt in enumerate(passes):
-        flat = _flatten(gt, by_image, class_aware, gt_mask, buckets, max_dets[-1], dropped)
+        flat = _flatten(gt, by_image, class_aware, gt_mask, buckets, max_dets[-1], dropped if j == 0 else {})
         match = _greedy_match(flat)
         precision, recall = _accumulate(flat, match, max_dets)
         per_pass.append(_summaries(buckets, flat, precision, recall, max_dets))
