@@ -151,6 +151,49 @@ def show(input: Path, image_id: str, out: Path, src_format: str, images: Path | 
     click.echo(f"wrote {save_image(render_scene(scene, max_level=max_level), out)}")
 
 
+@main.command()
+@click.argument("src_format", metavar="FORMAT")
+@click.argument("input", type=click.Path(exists=True, path_type=Path))
+@click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of the image files (for readers that need it to know image sizes).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write every figure to this JSON file.")
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write PNG plots (Fig. 6, 7, 8) into this folder (needs the 'plots' extra: matplotlib).")
+@click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+              help="fail: stop at the first bad item; skip: drop it and report it at the end.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@reports_errors
+def stats(src_format: str, input: Path, images: Path | None, json_out: Path | None, plots_dir: Path | None,
+          on_error: str, progress: bool) -> None:
+    """Measure INPUT (in FORMAT) as Zhu et al. measured COCOA and BSDS: Fig. 5a, Table 1, Fig. 6-8.
+
+    \b
+    amodaldata stats cocoa amodaldata/data/cocoa/COCOA_demo.json --json stats.json --plots plots/
+    amodaldata stats bsds BSDS_amodal_val.json
+    amodaldata stats parquet shards/
+    """
+    from amodaldata.stats import compute_stats, format_report, plots_available, write_json, write_plots
+    from amodaldata.stats.plots import MISSING
+    from converters import READERS, read
+    from converters.convert import _accepted
+
+    if plots_dir is not None and not plots_available():
+        raise click.ClickException(MISSING)
+    policy = ErrorPolicy(on_error)
+    options = _accepted(READERS[src_format], {"images": images, "on_error": policy}) \
+        if src_format in READERS else {}
+    result = compute_stats(read(src_format, input, **options), progress=progress)
+    click.echo(format_report(result))
+    if json_out is not None:
+        click.echo(f"wrote {write_json(result, json_out)}")
+    if plots_dir is not None:
+        for path in write_plots(result, plots_dir):
+            click.echo(f"wrote {path}")
+    if policy.skipped:
+        click.echo(policy.summary(), err=True)
+
+
 # -- eval: `eval GT PRED` (segmentation), `eval order GT PRED`, `eval oracle GT` --------------------------
 class _EvalGroup(click.Group):
     """A group whose default command is ``segm``: an unknown first argument is taken as the GT path."""
