@@ -70,3 +70,14 @@ def test_each_annotator(half_hidden, make_box):
     assert res.results[0].annotator_sets == 2
     first = evaluate_oracle([half_hidden], layers=[1]).results[0].overall.ap
     assert res.results[0].overall.ap == pytest.approx((first + 1.0) / 2)
+
+
+def test_generated_shapes_class_aware():
+    from generators.shapes import ShapesConfig, generate_scene
+
+    rng = np.random.default_rng(0)
+    scenes = [generate_scene(ShapesConfig(size=64, per_class=(2, 2)), rng, i) for i in range(4)]
+    res = evaluate_oracle(scenes, layers=[1, 2, 10], class_aware=True)
+    aps = [r.overall.ap for r in res.results]
+    assert aps[0] < aps[1] <= aps[2] == pytest.approx(1.0)
+    assert res.results[0].class_aware and res.results[0].overall.n_gt == sum(len(s.regions) for s in scenes)
