@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
-from typing import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import ClassVar, Iterator, Sequence
 
 import numpy as np
 from pycocotools import mask as cocomask
@@ -97,6 +97,12 @@ class ShapesConfig:
             raise ValueError(f"mask_size must be >= 0, got {self.mask_size}")
         if not 0 <= self.png_compression <= 9:
             raise ValueError(f"png_compression must lie in 0..9, got {self.png_compression}")
+        for name in self.classes:   # pycocotools divides 0 by 0 on an edge shorter than its 0.2 px grid
+            tpl = _template(name, self.size * (1 + self.size_jitter))
+            shortest = float(np.linalg.norm(tpl - np.roll(tpl, -1, axis=0), axis=1).min())
+            if shortest * self.size * (1 - self.size_jitter) < 0.5:
+                raise ValueError(f"{name}s would have edges under 0.5 px at size {self.size} with size jitter "
+                                 f"{self.size_jitter}; use a larger image or less jitter")
 
     @property
     def outline_px(self) -> int:
@@ -107,8 +113,18 @@ class ShapesConfig:
         """The class's category id: its 1-based position in :data:`CLASSES`."""
         return CLASSES.index(name) + 1
 
+    # -- the generator protocol of generators.tasks -----------------------------------------------------------
+    name: ClassVar[str] = "shapes"
 
-PAPER = ShapesConfig()
+    def generate(self, rng: np.random.Generator, indices: range, split: str = "train") -> Iterator[Scene]:
+        """The scenes ``indices`` drawn one after another from ``rng``."""
+        for index in indices:
+            yield generate_scene(self, rng, index, split)
+
+    def describe(self) -> dict:
+        """The options as JSON values."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
 
 
 # -- geometry ---------------------------------------------------------------------------------------------
@@ -143,6 +159,10 @@ def _template(name: str, max_side: float) -> np.ndarray:
         r = np.where(np.arange(10) % 2 == 0, 0.15, 0.15 * math.sin(math.radians(18)) / math.sin(math.radians(54)))
         return np.stack([r * np.cos(t), r * np.sin(t)], axis=1)
     raise ValueError(f"unknown shape class {name!r}")
+
+
+#: The paper's setting (seed 002, Sec. 3).
+PAPER = ShapesConfig()
 
 
 @dataclass(frozen=True)
@@ -351,9 +371,3 @@ def generate_scene(config: ShapesConfig, rng: np.random.Generator, index: int, s
                               levels=dict(zip(rids, painted.levels)))
     return scene
 
-
-def generate(config: ShapesConfig, rng: np.random.Generator, indices: range, split: str = "train"
-             ) -> Iterator[Scene]:
-    """The scenes ``indices`` drawn one after another from ``rng``."""
-    for index in indices:
-        yield generate_scene(config, rng, index, split)
