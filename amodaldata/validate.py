@@ -199,8 +199,9 @@ class _Walker:
         self.report.add(kind, message, **where)
 
     # -- images -------------------------------------------------------------------------------------
-    def image_records(self, records: Any) -> dict[Any, tuple[int, int]]:
-        sizes: dict[Any, tuple[int, int]] = {}
+    def image_records(self, records: Any) -> dict[Any, tuple[int, int] | None]:
+        """Image id -> (height, width); None for a record whose size is unusable (reported once, here)."""
+        sizes: dict[Any, tuple[int, int] | None] = {}
         if not isinstance(records, list):
             self.add("schema", f"'images' must be a list, got {type(records).__name__}")
             return sizes
@@ -217,6 +218,7 @@ class _Walker:
             if not (_typed(w, (int,)) and _typed(h, (int,)) and w > 0 and h > 0):
                 self.add("schema", f"image record needs positive int 'width' and 'height', got {w!r} x {h!r}",
                          image_id=image_id)
+                sizes[image_id] = None
                 continue
             sizes[image_id] = (h, w)
             if self.image_dir is not None:
@@ -256,6 +258,8 @@ class _Walker:
             else:
                 coded = {"size": size, "counts": counts.encode("ascii")}
             bitmap = cocomask.decode(coded).astype(bool)
+            if int(cocomask.area(coded)) != int(bitmap.sum()):     # runs overflowing the image
+                raise ValueError("its runs do not add up to the image size")
         except Exception as exc:  # pycocotools raises plain errors on corrupt strings
             self.add("rle", f"'{key}' RLE does not decode: {exc}", **where)
             return None
@@ -346,7 +350,10 @@ class _Walker:
             if not isinstance(ann.get("regions"), list):
                 self.add("schema", "annotation has no 'regions' list", **where)
                 continue
-            size = sizes.get(image_id) or self.size_from_disk(ann, has_images, **where)
+            if image_id in sizes:
+                size = sizes[image_id]
+            else:
+                size = self.size_from_disk(ann, has_images, **where)
             if size is None:
                 continue
             self.annotation(ann, size, **where)
@@ -437,6 +444,8 @@ class _Walker:
             return None
         cycle = graph.find_cycle()
         if cycle:
+            start = min(range(len(cycle)), key=lambda i: ranks[cycle[i]])
+            cycle = cycle[start:] + cycle[:start]
             chain = " -> ".join(str(ranks[r]) for r in [*cycle, cycle[0]])
             self.add("depth-cycle", f"depth_constraint has a cycle through orders {chain}", **where)
             return None
@@ -513,7 +522,9 @@ class _Walker:
             if image_id not in sizes:
                 self.add("unknown-image", "annotation names an image the 'images' list does not have", **at)
                 continue
-            self.instance(ann, sizes[image_id], **at)
+            size = sizes[image_id]
+            if size is not None:
+                self.instance(ann, size, **at)
 
     def categories(self, cats: Any) -> set[int] | None:
         if cats is None:

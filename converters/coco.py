@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from amodaldata.errors import AmodalDataError, AnnotationError, ErrorPolicy, OnError
+from amodaldata.errors import AmodalDataError, AnnotationError, ErrorPolicy, GeometryError, OnError
 from amodaldata.layers import LayerStack
 from amodaldata.masks import Mask
 from amodaldata.order import OcclusionOrder
@@ -168,9 +168,20 @@ def _scene(record: dict, anns: list[dict], layout: InstanceLayout, order: OrderF
     return scene
 
 
+def _decoded(mask: Mask, key: str) -> Mask:
+    """The mask, once its RLE is known to decode (pycocotools only finds a corrupt string when decoding)."""
+    if mask.encoding == "rle":
+        try:
+            mask.to_bitmap()
+        except ValueError as exc:
+            raise GeometryError(f"'{key}' RLE does not decode: {exc}") from None
+    return mask
+
+
 def _region(ann: dict, rid: int, layout: InstanceLayout, names: dict[int, str], height: int,
             width: int) -> Region:
-    amodal = Mask.from_segmentation(_require(ann, layout.amodal, (list, dict), "annotation"), height, width)
+    amodal = _decoded(Mask.from_segmentation(_require(ann, layout.amodal, (list, dict), "annotation"), height,
+                                             width), layout.amodal)
     category_id = ann.get("category_id")
     if category_id is not None and (not isinstance(category_id, int) or isinstance(category_id, bool)):
         raise AnnotationError(f"'category_id' must be int, got {type(category_id).__name__}")
@@ -179,9 +190,10 @@ def _region(ann: dict, rid: int, layout: InstanceLayout, names: dict[int, str], 
     visible = ann.get(layout.visible)
     if visible is not None and not isinstance(visible, (list, dict)):
         raise AnnotationError(f"'{layout.visible}' must be RLE or polygons, got {type(visible).__name__}")
-    visible_mask = Mask.from_segmentation(visible, height, width) if visible is not None else None
-    if layout.invisible is not None and ann.get(layout.invisible) is not None:
-        Mask.from_segmentation(ann[layout.invisible], height, width)     # validated; derived again when written
+    visible_mask = _decoded(Mask.from_segmentation(visible, height, width), layout.visible) \
+        if visible is not None else None
+    if layout.invisible is not None and ann.get(layout.invisible) is not None:   # checked; derived when written
+        _decoded(Mask.from_segmentation(ann[layout.invisible], height, width), layout.invisible)
     return Region(id=rid, amodal=amodal, name=names.get(category_id) if category_id is not None else None,
                   category_id=category_id, visible=visible_mask,
                   extra={k: v for k, v in ann.items() if k not in layout.modelled})
