@@ -1,0 +1,174 @@
+"""Shard tasks: byte-identical output whatever the workers or engine, resumption after a kill, the manifest,
+the summary and the dataset card, and the ``amodaldata gen`` commands."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from amodaldata.errors import FormatError
+from amodaldata.shards import read_shards
+from generators.shapes import ShapesConfig, generate_scene
+from generators.tasks import ShardStats, generate_dataset, plan
+
+SMALL = ShapesConfig(size=40, per_class=(1, 3))
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_plan_and_per_shard_seeds(tmp_path):
+    tasks = plan(SMALL, tmp_path, 10, seed=4, scenes_per_shard=4)
+    assert [(t.start, t.stop) for t in tasks] == [(0, 4), (4, 8), (8, 10)]
+    assert [t.path.name for t in tasks] == [f"train-0000{i}-of-00003.parquet" for i in range(3)]
+    spawned = np.random.SeedSequence(4).spawn(3)
+    for task, child in zip(tasks, spawned):
+        assert task.rng().integers(0, 2**63, 4).tolist() == np.random.default_rng(child).integers(0, 2**63, 4).tolist()
+
+
+def test_shards_hold_the_scenes_of_their_seed(tmp_path):
+    report = generate_dataset(SMALL, tmp_path, 7, seed=2, scenes_per_shard=3, workers=1, progress=False)
+    assert report.written == 3 and report.skipped == 0 and report.stats.scenes == 7
+    scenes = list(read_shards(tmp_path))
+    assert [s.id for s in scenes] == list(range(7))
+    rng = plan(SMALL, tmp_path, 7, seed=2, scenes_per_shard=3)[1].rng()
+    again = [generate_scene(SMALL, rng, i) for i in (3, 4, 5)]
+    for got, want in zip(scenes[3:6], again):
+        assert got.image_bytes == want.image_bytes
+        assert [r.amodal.polygons for r in got.regions] == [r.amodal.polygons for r in want.regions]
+        assert [r.visible for r in got.regions] == [r.visible for r in want.regions]
+        assert got.order.edges == want.order.edges
+    card = (tmp_path / "README.md").read_text()
+    assert "7 scenes" in card and "seed 2" in card and "occlusion: none" in card
+
+
+def test_workers_do_not_change_the_bytes(tmp_path):
+    one = generate_dataset(SMALL, tmp_path / "one", 12, seed=9, scenes_per_shard=3, workers=1, progress=False)
+    two = generate_dataset(SMALL, tmp_path / "two", 12, seed=9, scenes_per_shard=3, workers=2, progress=False)
+    assert _files(tmp_path / "one") == _files(tmp_path / "two")
+    assert one.stats == two.stats
+
+
+def test_ray_engine_gives_the_same_bytes(tmp_path):
+    import ray                                            # the "ray" extra (part of the dev install)
+
+    generate_dataset(SMALL, tmp_path / "local", 6, seed=1, scenes_per_shard=3, workers=1, progress=False)
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        report = generate_dataset(SMALL, tmp_path / "ray", 6, seed=1, scenes_per_shard=3, engine="ray", progress=False)
+    finally:
+        ray.shutdown()
+    assert report.written == 2
+    assert _files(tmp_path / "local") == _files(tmp_path / "ray")
+
+
+def test_resumes_after_a_kill(tmp_path):
+    """Kill a run as soon as its first shard is complete; the rerun writes only the rest, and the folder is
+    byte-identical to an uninterrupted run."""
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "cli", "gen", "shapes", "--n", "400", "--size", "48", "--per-class", "2-4",
+               "--scenes-per-shard", "25", "--workers", "1", "--seed", "5", "--no-progress", "--out", str(out)]
+    proc = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 120
+    try:
+        while not list(out.glob("train-*.parquet")):
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    done = sorted(p.name for p in out.glob("train-*.parquet"))
+    assert 1 <= len(done) < 16                               # killed midway
+    assert not (out / "README.md").exists()                 # the card comes only with a complete dataset
+    finished = {name: (out / name).read_bytes() for name in done}
+
+    config = ShapesConfig(size=48, per_class=(2, 4))
+    resumed = generate_dataset(config, out, 400, seed=5, scenes_per_shard=25, workers=1, progress=False)
+    assert resumed.skipped == len(done) and resumed.written == 16 - len(done)
+    assert all((out / name).read_bytes() == data for name, data in finished.items())
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+    fresh = generate_dataset(config, tmp_path / "fresh", 400, seed=5, scenes_per_shard=25, workers=1,
+                             progress=False)
+    assert _files(out) == _files(tmp_path / "fresh")
+    assert resumed.stats == fresh.stats
+
+
+def test_rerun_skips_everything_and_reads_stats_back(tmp_path):
+    first = generate_dataset(SMALL, tmp_path, 9, seed=3, scenes_per_shard=4, workers=1, progress=False)
+    stale = tmp_path / ".train-00001-of-00003.parquet.999.tmp"
+    stale.write_bytes(b"partial")
+    again = generate_dataset(SMALL, tmp_path, 9, seed=3, scenes_per_shard=4, workers=1, progress=False)
+    assert again.written == 0 and again.skipped == 3
+    assert again.stats == first.stats
+    assert not stale.exists()
+    assert ShardStats.of_shard(first.shards[0]).scenes == 4
+
+
+def test_another_dataset_in_the_same_folder_is_refused(tmp_path):
+    generate_dataset(SMALL, tmp_path, 4, seed=0, scenes_per_shard=2, workers=1, progress=False)
+    with pytest.raises(FormatError, match="different generated 'train' split"):
+        generate_dataset(SMALL, tmp_path, 4, seed=1, scenes_per_shard=2, workers=1, progress=False)
+    generate_dataset(SMALL, tmp_path, 2, seed=1, split="val", scenes_per_shard=2, workers=1, progress=False)
+    assert "| val | 1 | 2 |" in (tmp_path / "README.md").read_text()
+    foreign = tmp_path / "other"
+    foreign.mkdir()
+    (foreign / "train-00000-of-00001.parquet").write_bytes(b"x")
+    with pytest.raises(FormatError, match="already holds"):
+        generate_dataset(SMALL, foreign, 4, workers=1, progress=False)
+
+
+def test_stats_count_occlusion_levels():
+    stats = ShardStats()
+    stats.add(np.array([0.0, 0.1, 0.25, 0.3, 1.0]), order_edges=3)
+    assert (stats.unoccluded, stats.partial, stats.heavy, stats.regions, stats.order_edges) == (1, 2, 2, 5, 3)
+    assert "none 20.0%, partial (<= 0.25) 40.0%, heavy 40.0%" in stats.summary()
+
+
+# -- the command ----------------------------------------------------------------------------------------------
+def test_cli_gen_shapes_and_show(tmp_path):
+    from cli import main
+
+    runner = CliRunner()
+    out = tmp_path / "shapes"
+    result = runner.invoke(main, ["gen", "shapes", "--n", "5", "--per-class", "2", "--size", "64", "--classes",
+                                  "circle,star", "--fill", "random", "--scenes-per-shard", "5", "--workers", "1",
+                                  "--no-progress", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "5 scenes" in result.output and "occlusion: none" in result.output
+    scenes = list(read_shards(out))
+    assert len(scenes) == 5 and {r.name for s in scenes for r in s.regions} <= {"circle", "star"}
+    picture = tmp_path / "scene.png"
+    result = runner.invoke(main, ["show", str(out), "--from", "parquet", "--image-id", "2", "--out", str(picture)])
+    assert result.exit_code == 0, result.output
+    assert picture.stat().st_size > 1000
+    bad = runner.invoke(main, ["gen", "shapes", "--n", "5", "--per-class", "x", "--out", str(tmp_path / "b")])
+    assert bad.exit_code == 2 and "LOW-HIGH" in bad.output
+    bad = runner.invoke(main, ["gen", "shapes", "--n", "5", "--classes", "blob", "--out", str(tmp_path / "b")])
+    assert bad.exit_code == 2 and "unknown shape class" in bad.output
+
+
+def test_cli_gen_overlay_on_the_demo_data(tmp_path):
+    from cli import main
+
+    out = tmp_path / "overlay"
+    result = CliRunner().invoke(main, ["gen", "overlay", "--n", "3", "--objects", "1-2", "--workers", "1",
+                                       "--no-progress", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    scenes = list(read_shards(out))
+    assert len(scenes) == 3
+    assert all(any("pasted_from" in r.extra for r in s.regions) for s in scenes)
+    refused = CliRunner().invoke(main, ["gen", "overlay", "--n", "3", "--min-area", "100000000", "--workers", "1",
+                                        "--no-progress", "--out", str(tmp_path / "none")])
+    assert refused.exit_code == 1 and "no unoccluded" in refused.output
