@@ -24,7 +24,7 @@ from amodaldata.order import OcclusionOrder
 from amodaldata.scene import Region, Scene
 
 from .encoding import IdAllocator, image_record, invisible_rle, overlapping_pairs, segmentation, visible_rle
-from .jsonio import CocoLayoutWriter
+from .jsonio import CocoLayoutWriter, iter_json
 from .losses import LossReport
 
 #: Region fields the model holds; any other field rides in ``Region.extra``.
@@ -77,39 +77,82 @@ def read_cocoa(path: str | Path, images: str | Path | None = None, *, on_error: 
     """
     policy = on_error if isinstance(on_error, ErrorPolicy) else ErrorPolicy(on_error)
     path = Path(path)
-    data = load_json(path)
     image_dir = Path(images) if images is not None else None
-    if isinstance(data, dict) and "annotations" in data:
-        image_records = data.get("images", [])
-        annotations = data["annotations"]
-        if not isinstance(image_records, list) or not isinstance(annotations, list):
-            raise AnnotationError("'images' and 'annotations' must be lists", file=str(path))
-    elif isinstance(data, dict) and "regions" in data:
-        image_records, annotations = [], [data]
-    elif isinstance(data, list):
-        image_records, annotations = [], data
-    else:
-        raise AnnotationError("not a COCOA file: expected 'annotations', a list of annotations or one "
-                              "annotation with 'regions'", file=str(path))
-
     by_id: dict[Any, dict] = {}
-    for record in image_records:
-        try:
-            image_id = _require(record, "id", (int, str), "image record")
-            for key in ("width", "height"):
-                _require(record, key, int, f"image record {image_id}")
-        except AmodalDataError as err:
-            policy.handle(err.located(file=str(path)))
+    for kind, value in _stream(path):
+        if kind == "images":
+            for record in value:
+                try:
+                    image_id = _require(record, "id", (int, str), "image record")
+                    for key in ("width", "height"):
+                        _require(record, key, int, f"image record {image_id}")
+                except AmodalDataError as err:
+                    policy.handle(err.located(file=str(path)))
+                    continue
+                by_id[image_id] = record
             continue
-        by_id[image_id] = record
-
-    for ann in annotations:
+        ann = value
         image_id = ann.get("image_id") if isinstance(ann, dict) else None
         ann_id = ann.get("id") if isinstance(ann, dict) else None
         try:
             yield _scene_from_annotation(ann, by_id, path, image_dir, load_images)
         except AmodalDataError as err:
             policy.handle(err.located(file=str(path), image_id=image_id, annotation_id=ann_id))
+
+
+def _stream(path: Path) -> Iterator[tuple[str, Any]]:
+    """``("images", records)`` once, then ``("annotation", object)`` per annotation, parsed one at a time.
+
+    The release layout is streamed when its ``images`` list comes before ``annotations`` (as written by
+    :func:`write_cocoa`); otherwise the annotations read before the images list are held until it arrives.
+    A bare list of annotations and a single annotation object are accepted too.
+    """
+    images: list | None = None
+    pending: list = []
+    top: dict[str, Any] = {}
+    saw_annotations = is_list = False
+    for kind, key, value in iter_json(path, stream=("annotations",)):
+        if key is None:
+            if kind == "value":
+                break
+            if not is_list:
+                is_list, images = True, []
+                yield "images", images
+            if kind == "item":
+                yield "annotation", value
+        elif key == "annotations":
+            saw_annotations = True
+            if kind == "start":
+                continue
+            if kind == "value":
+                raise AnnotationError("'images' and 'annotations' must be lists", file=str(path))
+            if images is None:
+                pending.append(value)
+            else:
+                yield "annotation", value
+        elif key == "images":
+            if not isinstance(value, list):
+                raise AnnotationError("'images' and 'annotations' must be lists", file=str(path))
+            images = value
+            yield "images", images
+            for ann in pending:
+                yield "annotation", ann
+            pending = []
+        else:
+            top[key] = value
+    if is_list:
+        return
+    if saw_annotations:
+        if images is None:
+            yield "images", []
+            for ann in pending:
+                yield "annotation", ann
+    elif "regions" in top and images is None:
+        yield "images", []
+        yield "annotation", top
+    else:
+        raise AnnotationError("not a COCOA file: expected 'annotations', a list of annotations or one "
+                              "annotation with 'regions'", file=str(path))
 
 
 def _image_file(record: dict | None, ann: dict, path: Path, image_dir: Path | None) -> Path | None:

@@ -69,6 +69,8 @@ class _Peek:
                 if self.annotation is None and "regions" in self.top:
                     self.annotation = self.top
                 return
+            if kind == "start":
+                continue
             if key is None:
                 if self.annotation is None:
                     self.annotation = value

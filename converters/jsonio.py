@@ -21,7 +21,7 @@ _WS = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
 CHUNK = 1 << 20
 
-Event = tuple[Literal["value", "item"], Any, Any]
+Event = tuple[Literal["value", "start", "item"], Any, Any]
 
 
 class _Buffer:
@@ -84,9 +84,10 @@ class _Buffer:
 
 
 def iter_json(path: str | Path, stream: tuple[str, ...] = ("annotations",)) -> Iterator[Event]:
-    """Walk a JSON file: ``("item", key, element)`` for each element of a top-level array value whose key is in
-    ``stream`` (key None when the file itself is an array), ``("value", key, value)`` for any other top-level
-    key (key None: the whole file when it is neither object nor array).
+    """Walk a JSON file: ``("start", key, None)`` then ``("item", key, element)`` for each element of a
+    top-level array value whose key is in ``stream`` (key None when the file itself is an array),
+    ``("value", key, value)`` for any other top-level key (key None: the whole file when it is neither object
+    nor array).
     """
     path = Path(path)
     try:
@@ -129,6 +130,7 @@ def iter_json(path: str | Path, stream: tuple[str, ...] = ("annotations",)) -> I
 
 def _items(buf: _Buffer, key: str | None) -> Iterator[Event]:
     buf.expect("[")
+    yield ("start", key, None)
     if buf.peek() == "]":
         buf.pos += 1
         return
