@@ -15,8 +15,10 @@ from converters.jsonio import CocoLayoutWriter, iter_json
 def collect(path, stream=("annotations",)):
     out: dict = {}
     for kind, key, value in iter_json(path, stream):
-        if kind == "item":
-            out.setdefault(key, []).append(value)
+        if kind == "start":
+            out[key] = []
+        elif kind == "item":
+            out[key].append(value)
         else:
             out[key] = value
     return out
