@@ -105,12 +105,29 @@ def resize_scene(scene: Scene, height: int, width: int) -> Scene:
     """The scene with every amodal mask resampled (nearest, at pixel centres) to ``height x width``.
 
     The occlusion order and depth ranks are kept, so the resized layer stack is the resampled original one.
+    Given visible masks are not carried over: targets derive visible masks from the layer stack.
     """
     ys = np.minimum(((np.arange(height) + 0.5) * scene.height / height).astype(np.int64), scene.height - 1)
     xs = np.minimum(((np.arange(width) + 0.5) * scene.width / width).astype(np.int64), scene.width - 1)
-    regions = [Region(r.id, Mask.from_bitmap(r.amodal.to_bitmap()[np.ix_(ys, xs)]), name=r.name,
-                      category_id=r.category_id, is_stuff=r.is_stuff, depth_rank=r.depth_rank)
-               for r in scene.regions]
+    if height <= scene.height and width <= scene.width:
+        # downsampling: each sampled row/column is sampled once, so invert the maps and move pixel indices
+        # (cost ~ the mask's area, no full-size bitmap is decoded)
+        row = np.full(scene.height, -1, np.int64)
+        col = np.full(scene.width, -1, np.int64)
+        row[ys], col[xs] = np.arange(height), np.arange(width)
+
+        def resample(mask: Mask) -> np.ndarray:
+            idx = mask.flat_indices()
+            r, c = row[idx // scene.width], col[idx % scene.width]
+            keep = (r >= 0) & (c >= 0)
+            out = np.zeros(height * width, dtype=bool)
+            out[r[keep] * width + c[keep]] = True
+            return out.reshape(height, width)
+    else:
+        def resample(mask: Mask) -> np.ndarray:
+            return mask.to_bitmap()[np.ix_(ys, xs)]
+    regions = [Region(r.id, Mask.from_bitmap(resample(r.amodal)), name=r.name, category_id=r.category_id,
+                      is_stuff=r.is_stuff, depth_rank=r.depth_rank) for r in scene.regions]
     return Scene(id=scene.id, height=height, width=width, regions=regions, order=scene.order,
                  annotation_id=scene.annotation_id)
 
@@ -127,10 +144,10 @@ def decode_image(scene: Scene, height: int, width: int, images: Path | None = No
                                 image_id=scene.id, annotation_id=scene.annotation_id)
     with Image.open(io.BytesIO(data)) as im:
         rgb = im.convert("RGB").resize((width, height), Image.BILINEAR)
-    arr = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)
-    mean = torch.tensor(IMAGE_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGE_STD).view(3, 1, 1)
-    return (arr - mean) / std
+    scale = np.float32(1 / 255) / np.asarray(IMAGE_STD, dtype=np.float32)
+    shift = np.asarray(IMAGE_MEAN, dtype=np.float32) / np.asarray(IMAGE_STD, dtype=np.float32)
+    arr = np.asarray(rgb, dtype=np.float32) * scale - shift
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
 
 def scene_labels(scene: Scene, num_classes: int) -> dict[int, int]:
@@ -163,10 +180,11 @@ def scene_sample(scene: Scene, size: tuple[int, int], *, max_level: int = 4, lay
     scene's layer stack.
 
     Instance tensors list the regions whose resized amodal mask is not empty. Keys: ``image`` (3, H, W);
-    ``image_id``; ``orig_size``; with targets also ``global_layering`` (H, W) long; ``layered_classes``,
-    ``layered_instances`` (K, H, W) long; ``boxes`` (N, 4); ``labels`` (N,); ``region_ids`` (N,); ``amodal``,
-    ``visible`` (N, H, W) bool; ``semdist`` (N, H, W) float (C = ``GT_CONFIDENCE``); ``instance_layering``
-    (N, H, W) long.
+    ``image_id``; ``orig_size``; with targets also ``global_layering`` (H, W) uint8; ``layered_classes``,
+    ``layered_instances`` (K, H, W) int32; ``boxes`` (N, 4); ``labels`` (N,) int64; ``region_ids`` (N,);
+    ``amodal``, ``visible`` (N, H, W) bool; ``semdist`` (N, H, W) float (C = ``GT_CONFIDENCE``);
+    ``instance_layering`` (N, H, W) uint8. Label maps stay narrow (less to copy to the device); the losses
+    widen them.
     """
     h, w = size
     if not with_targets:
@@ -183,16 +201,16 @@ def scene_sample(scene: Scene, size: tuple[int, int], *, max_level: int = 4, lay
     layered_classes = t["layered_classes"] if num_classes > 1 else (t["layered_classes"] > 0)
     return {
         "image": decode_image(scene, h, w, images),
-        "global_layering": torch.from_numpy(t["global_layering"].astype(np.int64)),
-        "layered_classes": torch.from_numpy(layered_classes.astype(np.int64)),
-        "layered_instances": torch.from_numpy(t["layered_instances"].astype(np.int64)),
+        "global_layering": torch.from_numpy(t["global_layering"]),
+        "layered_classes": torch.from_numpy(layered_classes.astype(np.int32, copy=False)),
+        "layered_instances": torch.from_numpy(t["layered_instances"]),
         "boxes": torch.from_numpy(masks_to_boxes(t["amodal"][keep])),
         "labels": torch.tensor([labels[int(r)] for r in rids], dtype=torch.int64),
         "region_ids": torch.from_numpy(rids),
         "amodal": torch.from_numpy(t["amodal"][keep]),
         "visible": torch.from_numpy(t["visible"][keep]),
         "semdist": torch.from_numpy(t["semdist"][keep]),
-        "instance_layering": torch.from_numpy(t["instance_layering"][keep].astype(np.int64)),
+        "instance_layering": torch.from_numpy(t["instance_layering"][keep]),
         "image_id": scene.id,
         "orig_size": (scene.height, scene.width),
     }

@@ -139,8 +139,8 @@ class LayeredEmbeddingNet(nn.Module):
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         semantic, embedding = self.outputs(batch["images"])
         h, w = semantic.shape[-2:]
-        classes = downsample_labels(batch["layered_classes"], h, w)             # (B, K, h, w)
-        instances = downsample_labels(batch["layered_instances"], h, w)
+        classes = downsample_labels(batch["layered_classes"], h, w).long()      # (B, K, h, w)
+        instances = downsample_labels(batch["layered_instances"], h, w).long()
         sem = F.cross_entropy(semantic.flatten(0, 1).float(), classes.flatten(0, 1))
         terms = [discriminative_loss(e, i, c, self.d_var, self.d_dst)
                  for e, i, c in zip(embedding, instances, classes)]

@@ -28,22 +28,25 @@ def _grid(boxes: torch.Tensor, points: int, height: int, width: int) -> torch.Te
 
 def roi_align(features: torch.Tensor, boxes: list[torch.Tensor], output_size: int,
               image_size: tuple[int, int], sampling: int = 2) -> torch.Tensor:
-    """ROI-Align of every image's boxes: ``(sum R_i, C, S, S)``, images in order."""
+    """ROI-Align of every image's boxes: ``(sum R_i, C, S, S)``, images in order, in the features' dtype.
+
+    Sampling runs in float32 whatever the autocast dtype, so box coordinates keep sub-pixel precision.
+    """
     height, width = image_size
     out = []
     for feat, bx in zip(features, boxes):
         if len(bx) == 0:
             continue
         p = output_size * sampling
-        grid = _grid(bx.to(feat.dtype), p, height, width)                            # (R, P, P, 2)
+        grid = _grid(bx.float(), p, height, width)                                   # (R, P, P, 2)
         r = len(bx)
-        sampled = F.grid_sample(feat[None], grid.reshape(1, r * p, p, 2), mode="bilinear",
+        sampled = F.grid_sample(feat[None].float(), grid.reshape(1, r * p, p, 2), mode="bilinear",
                                 padding_mode="zeros", align_corners=False)           # (1, C, R*P, P)
         sampled = sampled.reshape(feat.shape[0], r, p, p).permute(1, 0, 2, 3)
         out.append(F.avg_pool2d(sampled, sampling) if sampling > 1 else sampled)
     if not out:
         return features.new_zeros((0, features.shape[1], output_size, output_size))
-    return torch.cat(out)
+    return torch.cat(out).to(features.dtype)
 
 
 def crop_maps(maps: torch.Tensor, boxes: torch.Tensor, output_size: int, mode: str = "bilinear") -> torch.Tensor:

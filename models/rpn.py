@@ -60,6 +60,8 @@ class RPN(nn.Module):
 
     def propose(self, anchors: torch.Tensor, logits: torch.Tensor, deltas: torch.Tensor,
                 image_size: tuple[int, int]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Per image: decoded, clipped boxes (at least 1 px wide and high) after top-k and NMS, and their
+        objectness probabilities; train and test keep different numbers (``pre_nms``, ``post_nms``)."""
         pre, post = (self.pre_nms[0], self.post_nms[0]) if self.training else (self.pre_nms[1], self.post_nms[1])
         out_boxes, out_scores = [], []
         for lg, dl in zip(logits, deltas):

@@ -60,11 +60,12 @@ def test_sample_at_native_size_equals_the_scene_targets():
     scene = make_scene(5)
     sample = scene_sample(scene, (64, 64), num_classes=3)
     t = scene_targets(scene)
-    assert torch.equal(sample["global_layering"], torch.from_numpy(t["global_layering"].astype(np.int64)))
+    assert torch.equal(sample["global_layering"], torch.from_numpy(t["global_layering"]))
     assert torch.equal(sample["semdist"], torch.from_numpy(t["semdist"]))
     assert torch.equal(sample["amodal"], torch.from_numpy(t["amodal"]))
     assert torch.equal(sample["visible"], torch.from_numpy(t["visible"]))
-    assert torch.equal(sample["layered_classes"], torch.from_numpy(t["layered_classes"].astype(np.int64)))
+    assert torch.equal(sample["layered_classes"], torch.from_numpy(t["layered_classes"]))
+    assert torch.equal(sample["instance_layering"], torch.from_numpy(t["instance_layering"]))
     assert sample["labels"].tolist() == [1, 2, 3]
     assert sample["image"].shape == (3, 64, 64) and sample["image"].dtype == torch.float32
     for box, mask in zip(sample["boxes"], t["amodal"]):
