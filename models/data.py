@@ -196,7 +196,7 @@ def scene_sample(scene: Scene, size: tuple[int, int], *, max_level: int = 4, lay
         t = scene_targets(small, max_level=max_level, layers=layers, confidence=GT_CONFIDENCE)
     except AmodalDataError as err:
         raise err.located(image_id=scene.id, annotation_id=scene.annotation_id)
-    keep = t["amodal"].reshape(len(t["region_ids"]), -1).any(axis=1)
+    keep = t["amodal"].any(axis=(1, 2))
     rids = t["region_ids"][keep]
     layered_classes = t["layered_classes"] if num_classes > 1 else (t["layered_classes"] > 0)
     return {

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from amodaldata.masks import Mask
+from amodaldata.scene import Scene
 from models import build_model
-from models.data import ShardDataset, collate
+from models.data import ShardDataset, collate, scene_sample
 from models.results import coco_results
 
 #: Small widths so that a step takes a fraction of a second on CPU.
@@ -44,6 +45,21 @@ def test_loss_terms_are_finite_and_every_parameter_gets_a_gradient(name, batch):
     missing = [n for n, p in model.named_parameters() if p.grad is None]
     assert not missing
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_an_image_without_regions_still_reaches_every_parameter(name):
+    # DistributedDataParallel needs a gradient for every parameter on every rank and step
+    from .conftest import make_scene
+    empty = Scene(id=9, height=64, width=64, image_bytes=make_scene(0).image_bytes)
+    batch = collate([scene_sample(empty, (64, 64), num_classes=3)])
+    assert batch["targets"][0]["boxes"].shape == (0, 4)
+    torch.manual_seed(0)
+    model = build_model(name, CONFIGS[name])
+    losses = model(batch)
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in model.parameters())
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
