@@ -21,7 +21,7 @@ from amodaldata.order import OcclusionOrder
 from amodaldata.scene import Region, Scene
 
 from .cocoa import IMAGE_FIELDS, _image_file, _require, load_json
-from .encoding import IdAllocator, bbox, image_record, invisible_rle, segmentation, visible_rle
+from .encoding import IdAllocator, StackRuns, bbox, image_record, segmentation
 from .jsonio import CocoLayoutWriter
 from .labels import CategoryTable, load_label_map, normalise, resolve
 from .losses import LossReport
@@ -203,13 +203,15 @@ def _region(ann: dict, rid: int, layout: InstanceLayout, names: dict[int, str], 
 def write_instances(scenes: Iterable[Scene], out: str | Path, layout: InstanceLayout, *,
                     label_map: str | Path | Mapping[str, int | str] | None = None,
                     losses: LossReport | None = None,
-                    order_fields: Callable[[Scene, list[int]], dict[int, dict]] | None = None) -> int:
+                    order_fields: Callable[[Scene, list[int], np.ndarray], dict[int, dict]] | None = None
+                    ) -> int:
     """Write Scenes as a COCO-style file of ``layout``; return the number of annotations written.
 
     Each region becomes one annotation, front to back; its category is resolved in the layout's table
     (:func:`converters.labels.resolve`), or for a table-less layout taken from the region (label map ids
     first). Regions without a category, further annotations of an already written image, and every field the
-    layout cannot hold are recorded in ``losses``. ``order_fields`` adds per-region order fields (KINS 2020).
+    layout cannot hold are recorded in ``losses``. ``order_fields(scene, front_to_back, overlapping pairs)``
+    adds per-region order fields (KINS 2020).
     """
     losses = losses if losses is not None else LossReport()
     mapping = load_label_map(label_map) if label_map is not None else (
@@ -229,9 +231,10 @@ def write_instances(scenes: Iterable[Scene], out: str | Path, layout: InstanceLa
             writer.image(image_record(scene))
             _scene_losses(scene, fmt, layout, losses, order_fields is not None)
             stack = scene.layers
+            runs = StackRuns(stack)
             by_id = {r.id: r for r in scene.regions}
             front_to_back = list(stack.front_to_back)
-            extra_fields = order_fields(scene, front_to_back) if order_fields else {}
+            extra_fields = order_fields(scene, front_to_back, runs.overlapping_pairs()) if order_fields else {}
             for rid in front_to_back:
                 region = by_id[rid]
                 cid, how = _category(region, layout, mapping)
@@ -241,7 +244,7 @@ def write_instances(scenes: Iterable[Scene], out: str | Path, layout: InstanceLa
                     continue
                 _label_losses(region, cid, how, layout, seen_categories, losses, scene.id)
                 _region_losses(region, layout, losses, scene.id)
-                writer.annotation(_annotation(scene, region, stack, cid, layout, ids, losses,
+                writer.annotation(_annotation(scene, region, stack, runs, cid, layout, ids, losses,
                                               extra_fields.get(rid, {})))
                 n += 1
         writer.tail["categories"] = _category_list(layout, seen_categories)
@@ -311,7 +314,8 @@ def _scene_losses(scene: Scene, fmt: str, layout: InstanceLayout, losses: LossRe
         losses.add(f"embedded image bytes ({fmt} names image files, it does not hold them)", scene.id)
 
 
-def _annotation(scene: Scene, region: Region, stack: LayerStack, cid: int, layout: InstanceLayout,
+def _annotation(scene: Scene, region: Region, stack: LayerStack, runs: StackRuns, cid: int,
+                layout: InstanceLayout,
                 ids: IdAllocator, losses: LossReport, order_extra: dict) -> dict:
     h, w = scene.height, scene.width
     rid = region.id
@@ -326,10 +330,10 @@ def _annotation(scene: Scene, region: Region, stack: LayerStack, cid: int, layou
         hidden = int(np.count_nonzero(hidden_bitmap))
         invisible = (lambda: dict(Mask.from_bitmap(hidden_bitmap).to_rle()))
     else:
-        visible = visible_rle(stack, rid, h, w)
+        visible = runs.visible_rle(rid)
         visible_mask = Mask.from_rle(visible, h, w)
         hidden = int(np.count_nonzero(stack.levels[rid]))
-        invisible = (lambda: invisible_rle(stack, rid, h, w))
+        invisible = (lambda: runs.invisible_rle(rid))
     ann: dict[str, Any] = {"id": ann_id, "image_id": scene.id, "category_id": cid,
                            layout.amodal: segmentation(region.amodal), layout.amodal_bbox: bbox(region.amodal),
                            "area": area, "iscrowd": region.extra.get("iscrowd", 0),

@@ -23,7 +23,7 @@ from amodaldata.masks import Mask
 from amodaldata.order import OcclusionOrder
 from amodaldata.scene import Region, Scene
 
-from .encoding import IdAllocator, image_record, invisible_rle, overlapping_pairs, segmentation, visible_rle
+from .encoding import IdAllocator, StackRuns, image_record, segmentation
 from .jsonio import CocoLayoutWriter, iter_json
 from .losses import LossReport
 
@@ -315,6 +315,7 @@ def _written_ranks(scene: Scene, front_to_back: list[int], losses: LossReport) -
 def _annotation_object(scene: Scene, ann_id: Any, losses: LossReport, fmt: str) -> dict:
     stack = scene.layers
     h, w = scene.height, scene.width
+    runs = StackRuns(stack)
     front_to_back = list(stack.front_to_back)
     ranks = _written_ranks(scene, front_to_back, losses)
     rank_of = dict(zip(front_to_back, ranks))
@@ -329,16 +330,16 @@ def _annotation_object(scene: Scene, ann_id: Any, losses: LossReport, fmt: str) 
             record["name"] = region.name
         record["area"] = area
         record["isStuff"] = int(region.is_stuff)
-        visible = visible_rle(stack, rid, h, w) if hidden else None
+        visible = runs.visible_rle(rid) if hidden else None
         if hidden:
             record["visible_mask"] = visible
-            record["invisible_mask"] = invisible_rle(stack, rid, h, w)
+            record["invisible_mask"] = runs.invisible_rle(rid)
         record["occlude_rate"] = hidden / area if hidden else 0
         record["order"] = rank_of[rid]
         record.update({k: v for k, v in region.extra.items() if k not in record and k not in REGION_FIELDS})
         regions.append(record)
         _region_losses(scene, region, visible, losses, fmt)
-    pairs = overlapping_pairs(stack)
+    pairs = runs.overlapping_pairs()
     constraint = ",".join(f"{a}-{b}" for a, b in sorted((rank_of[int(f)], rank_of[int(b)]) for f, b in pairs))
     ann: dict[str, Any] = {}
     if scene.annotator is not None:

@@ -1,5 +1,5 @@
-"""Scene pieces as the JSON formats write them: masks (RLE straight from the layer stack, polygons), boxes,
-overlapping region pairs, image records, unique annotation ids."""
+"""Scene pieces as the JSON formats write them: visible / hidden masks and overlapping pairs read off the layer
+stack (:class:`StackRuns`), polygons, boxes, image records, unique annotation ids."""
 
 from __future__ import annotations
 
@@ -14,34 +14,95 @@ from amodaldata.scene import Scene
 
 
 # -- masks ------------------------------------------------------------------------------------------------
-def rle_from_pixels(flat: np.ndarray, height: int, width: int) -> dict:
-    """COCO compressed RLE of the pixels at row-major flat indices ``flat`` (the layer stack's layout).
-
-    Runs are found on the column-major indices, so the cost follows the mask's size, not the image's.
-    """
-    if flat.size == 0:
-        counts = [height * width]
-    else:
-        f = np.sort((flat % width) * height + flat // width)
-        breaks = np.flatnonzero(np.diff(f) != 1)
-        bounds = np.empty(2 * (breaks.size + 1), dtype=np.int64)
-        bounds[0::2] = np.r_[f[0], f[breaks + 1]]
-        bounds[1::2] = np.r_[f[breaks], f[-1]] + 1
-        counts = np.diff(np.r_[0, bounds, height * width]).tolist()
-        if counts[-1] == 0:
-            counts.pop()
+def _rle_of_runs(starts: np.ndarray, ends: np.ndarray, height: int, width: int) -> dict:
+    """Compressed COCO RLE of the column-major pixel runs ``[starts, ends)`` (sorted, disjoint, not touching)."""
+    bounds = np.empty(2 * starts.size, dtype=np.int64)
+    bounds[0::2], bounds[1::2] = starts, ends
+    counts = np.diff(np.concatenate(([0], bounds, [height * width]))).tolist()
+    if len(counts) > 1 and counts[-1] == 0:
+        counts.pop()
     rle = cocomask.frPyObjects({"size": [height, width], "counts": counts}, height, width)
     return {"size": [height, width], "counts": rle["counts"].decode("ascii")}
 
 
-def visible_rle(stack: LayerStack, rid: int, height: int, width: int) -> dict:
-    """The region's visible part (level 0 of the stack) as compressed RLE."""
-    return rle_from_pixels(stack.pixels[rid][stack.levels[rid] == 0], height, width)
+class StackRuns:
+    """The layer stack read once in COCO's column-major pixel order, as runs of equal region ids per slice.
 
+    A region's visible part is its runs in slice 0, its hidden part its runs in the deeper slices (merged),
+    so every region's visible and hidden RLE comes from one pass over the stack rather than one image-sized
+    raster per region; overlapping pairs are read off the pixel positions where some slice changes.
+    """
 
-def invisible_rle(stack: LayerStack, rid: int, height: int, width: int) -> dict:
-    """The region's hidden part (level > 0) as compressed RLE."""
-    return rle_from_pixels(stack.pixels[rid][stack.levels[rid] > 0], height, width)
+    def __init__(self, stack: LayerStack) -> None:
+        self.height, self.width = stack.shape
+        k = stack.depth
+        self.slices = np.ascontiguousarray(stack.ids.transpose(0, 2, 1)).reshape(k, self.height * self.width)
+        self.visible = self._group(*self._runs(0)) if k else {}
+        hidden = [self._runs(level) for level in range(1, k)]
+        if hidden:
+            starts, ends, values = (np.concatenate(parts) for parts in zip(*hidden))
+            self.hidden = self._group(starts, ends, values)
+        else:
+            self.hidden = {}
+
+    def _runs(self, level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        v = self.slices[level]
+        change = np.flatnonzero(v[1:] != v[:-1]) + 1
+        starts = np.concatenate(([0], change))
+        ends = np.concatenate((change, [v.size]))
+        values = v[starts]
+        keep = values > 0
+        return starts[keep], ends[keep], values[keep]
+
+    @staticmethod
+    def _group(starts: np.ndarray, ends: np.ndarray, values: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Per region id, its runs sorted and with touching runs (from different slices) merged."""
+        order = np.lexsort((starts, values))
+        starts, ends, values = starts[order], ends[order], values[order]
+        new = np.ones(starts.size, dtype=bool)
+        new[1:] = (values[1:] != values[:-1]) | (starts[1:] != ends[:-1])
+        first = np.flatnonzero(new)
+        last = np.concatenate((first[1:], [starts.size])) - 1
+        starts, ends, values = starts[first], ends[last], values[first]
+        bounds = np.flatnonzero(np.diff(values)) + 1
+        groups = {}
+        for lo, hi in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [values.size]))):
+            groups[int(values[lo])] = (starts[lo:hi], ends[lo:hi])
+        return groups
+
+    def _rle(self, groups: dict, rid: int) -> dict:
+        starts, ends = groups.get(rid, (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+        return _rle_of_runs(starts, ends, self.height, self.width)
+
+    def visible_rle(self, rid: int) -> dict:
+        """The region's visible part (level 0) as compressed RLE."""
+        return self._rle(self.visible, rid)
+
+    def invisible_rle(self, rid: int) -> dict:
+        """The region's hidden part (level > 0) as compressed RLE."""
+        return self._rle(self.hidden, rid)
+
+    def overlapping_pairs(self) -> np.ndarray:
+        """``(P, 2)`` int array of ``(front, back)`` region ids whose amodal masks share a pixel, front per the
+        stack, sorted."""
+        k = self.slices.shape[0]
+        if k < 2:
+            return np.zeros((0, 2), dtype=np.int64)
+        changed = np.ones(self.slices.shape[1], dtype=bool)
+        changed[1:] = (self.slices[:, 1:] != self.slices[:, :-1]).any(axis=0)
+        columns = self.slices[:, np.flatnonzero(changed)].astype(np.int64)
+        fronts, backs = [], []
+        for back_level in range(1, k):
+            covered = columns[back_level] > 0
+            for front_level in range(back_level):
+                fronts.append(columns[front_level][covered])
+                backs.append(columns[back_level][covered])
+        front, back = np.concatenate(fronts), np.concatenate(backs)
+        if front.size == 0:
+            return np.zeros((0, 2), dtype=np.int64)
+        base = int(max(front.max(), back.max())) + 1
+        codes = np.unique(front * base + back)
+        return np.stack([codes // base, codes % base], axis=1)
 
 
 def segmentation(mask: Mask, flat_single: bool = False) -> Any:
@@ -56,25 +117,6 @@ def segmentation(mask: Mask, flat_single: bool = False) -> Any:
 def bbox(mask: Mask) -> list[float]:
     """``[x, y, w, h]`` (from the polygon coordinates when polygons, else pycocotools ``toBbox``)."""
     return [float(v) for v in mask.bbox()]
-
-
-def overlapping_pairs(stack: LayerStack) -> np.ndarray:
-    """``(P, 2)`` int array of ``(front, back)`` region ids whose amodal masks share a pixel, front per the stack."""
-    k = stack.depth
-    if k < 2:
-        return np.zeros((0, 2), dtype=np.int64)
-    ids = stack.ids.reshape(k, -1)
-    fronts, backs = [], []
-    for back_level in range(1, k):
-        covered = ids[back_level] > 0
-        back = ids[back_level][covered].astype(np.int64)
-        for front_level in range(back_level):
-            fronts.append(ids[front_level][covered].astype(np.int64))
-            backs.append(back)
-    front, back = np.concatenate(fronts), np.concatenate(backs)
-    base = int(max(front.max(), back.max())) + 1
-    codes = np.unique(front * base + back)
-    return np.stack([codes // base, codes % base], axis=1)
 
 
 # -- images ---------------------------------------------------------------------------------------------

@@ -21,13 +21,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
+import numpy as np
+
 from amodaldata.errors import AnnotationError, ErrorPolicy, OnError
 from amodaldata.masks import iou_matrix
 from amodaldata.order import OcclusionOrder
 from amodaldata.scene import Region, Scene
 
 from .coco import InstanceLayout, read_instances, write_instances
-from .encoding import overlapping_pairs
 from .labels import KINS_TABLE
 from .losses import LossReport
 
@@ -114,8 +115,8 @@ class _ClusterIds:
         self.used: set[int] = set()
         self.next_cluster = 1
 
-    def __call__(self, scene: Scene, front_to_back: list[int]) -> dict[int, dict]:
-        pairs = [(int(a), int(b)) for a, b in overlapping_pairs(scene.layers)]
+    def __call__(self, scene: Scene, front_to_back: list[int], overlapping: np.ndarray) -> dict[int, dict]:
+        pairs = [(int(a), int(b)) for a, b in overlapping]
         given = self._given(scene, front_to_back, pairs)
         if given is not None:
             self.used.update(v["oco_id"] for v in given.values())
