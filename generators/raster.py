@@ -25,23 +25,25 @@ import numpy as np
 from pycocotools import mask as cocomask
 
 
-def crop_boxes(polygons: Sequence[np.ndarray], height: int, width: int) -> np.ndarray:
-    """Per polygon, the crop ``(x0, y0, x1, y1)`` (clipped to the image) that holds every pixel pycocotools
-    can give it: its coordinate range widened by one pixel before and two after. int64 ``(n, 4)``."""
+def crop_boxes(polygons: Sequence[np.ndarray], height: int, width: int) -> list[list[int]]:
+    """Per polygon, the crop ``[x0, y0, x1, y1]`` (clipped to the image) that holds every pixel pycocotools
+    can give it: its coordinate range widened by one pixel before and two after."""
     if not polygons:
-        return np.zeros((0, 4), dtype=np.int64)
-    lo = np.array([p.min(axis=0) for p in polygons])
-    hi = np.array([p.max(axis=0) for p in polygons])
+        return []
+    pts = np.concatenate(polygons)
+    starts = np.cumsum([0] + [len(p) for p in polygons[:-1]])
+    lo, hi = np.minimum.reduceat(pts, starts), np.maximum.reduceat(pts, starts)
     boxes = np.concatenate([np.floor(lo) - 1, np.ceil(hi) + 2], axis=1).astype(np.int64)
     np.clip(boxes, 0, [width, height, width, height], out=boxes)
-    return boxes
+    return boxes.tolist()
 
 
-def crop_safe(polygons: Sequence[np.ndarray], boxes: np.ndarray) -> np.ndarray:
+def crop_safe(polygons: Sequence[np.ndarray], boxes: Sequence[Sequence[int]]) -> np.ndarray:
     """Bool per polygon: True when rasterising it in its crop gives exactly the full-image pixels (module doc)."""
     n = len(polygons)
     if n == 0:
         return np.zeros(0, dtype=bool)
+    boxes = np.asarray(boxes, dtype=np.int64)
     sizes = np.array([len(p) for p in polygons])
     pts = np.concatenate(polygons)
     owner = np.repeat(np.arange(n), sizes)
@@ -83,7 +85,7 @@ def rasterise(polygon: np.ndarray, box: Sequence[int], safe: bool, height: int, 
 
     ``safe`` (from :func:`crop_safe`): rasterise in the crop; else over the full image, then cut the crop.
     """
-    x0, y0, x1, y1 = (int(v) for v in box)
+    x0, y0, x1, y1 = box
     if x1 <= x0 or y1 <= y0:
         return np.zeros((max(0, y1 - y0), max(0, x1 - x0)), dtype=bool)
     if safe:

@@ -247,16 +247,23 @@ def outline(mask: np.ndarray, width: int, at_frame: tuple[bool, bool, bool, bool
 @dataclass
 class Painted:
     """A painted scene, shapes listed nearest first (``kept`` are draw indices; hidden shapes are left out
-    unless kept on purpose): each one's flat pixel indices and visibility levels, the shapes in front of it
-    (positions in ``kept``), the coverage count, the nearest shape per pixel and the picture."""
+    unless kept on purpose): each one's flat pixel indices and visibility levels, the coverage count, the
+    nearest shape per pixel and the picture."""
 
     kept: list[int]
     pixels: list[np.ndarray]
     levels: list[np.ndarray]
-    in_front: list[list[int]]
     count: np.ndarray          # (H * W,) int32
     top: np.ndarray            # (H * W,) draw index + 1 of the nearest shape, 0 = background
     image: np.ndarray          # (H, W) bool (1-bit, fill "same"), (H, W) uint8 gray or (H, W, 3) uint8
+
+
+@functools.lru_cache(maxsize=8)
+def _flat_index(size: int) -> np.ndarray:
+    """``(size, size)`` int64 array of the row-major flat index ``y * size + x`` of every pixel (read-only)."""
+    grid = np.arange(size * size, dtype=np.int64).reshape(size, size)
+    grid.flags.writeable = False
+    return grid
 
 
 def paint(config: ShapesConfig, shapes: Sequence[ShapeDraw]) -> Painted:
@@ -264,44 +271,35 @@ def paint(config: ShapesConfig, shapes: Sequence[ShapeDraw]) -> Painted:
 
     A shape's level at a pixel is the number of nearer shapes already laid there (the layer stack rule);
     a shape with no level-0 pixel is hidden. Where a shape is nearest, the pixel shows its outline if the
-    pixel lies in the shape's outline band, else its fill; coverage bit-sets give the overlapping pairs.
-    All work happens in each shape's bounding box.
+    pixel lies in the shape's outline band, else its fill. All work happens in each shape's bounding box.
     """
     size, width = config.size, config.outline_px
     n = len(shapes)
     polygons = [s.polygon for s in shapes]
     boxes = crop_boxes(polygons, size, size)
-    safe = crop_safe(polygons, boxes)
+    safe = crop_safe(polygons, boxes).tolist()
     count = np.zeros((size, size), dtype=np.int32)
     top = np.zeros((size, size), dtype=np.uint8 if n < 255 else np.int32)
     edge = np.zeros((size, size), dtype=bool)
-    cover = np.zeros((size, size, max(1, -(-n // 64))), dtype=np.uint64)
-    out = Painted([], [], [], [], count.ravel(), top.ravel(), np.empty(0))
+    grid = _flat_index(size)
+    out = Painted([], [], [], count.ravel(), top.ravel(), np.empty(0))
     for i in range(n - 1, -1, -1):
-        x0, y0, x1, y1 = (int(v) for v in boxes[i])
-        crop = rasterise(polygons[i], boxes[i], bool(safe[i]), size, size)
+        box = boxes[i]
+        x0, y0, x1, y1 = box
+        crop = rasterise(polygons[i], box, safe[i], size, size)
         cnt = count[y0:y1, x0:x1]
         level = cnt[crop]
-        visible = level == 0
-        if not level.size or (not config.keep_hidden and not visible.any()):
+        if not level.size or (not config.keep_hidden and level.min() > 0):
             continue
-        position = len(out.kept)
-        cov = cover[y0:y1, x0:x1]
-        front = np.bitwise_or.reduce(cov[crop], axis=0)
-        word = cov[:, :, position // 64]
-        np.bitwise_or(word, np.uint64(1 << (position % 64)), out=word, where=crop)
+        shown = crop & (cnt == 0)
         cnt += crop
-        shown = crop & (cnt == 1)
         np.copyto(top[y0:y1, x0:x1], i + 1, where=shown)
         if width:
             band = outline(crop, width, (x0 == 0, y0 == 0, x1 == size, y1 == size))
             np.copyto(edge[y0:y1, x0:x1], band, where=shown)
-        flat = np.flatnonzero(crop)
-        cw = x1 - x0
         out.kept.append(i)
-        out.pixels.append(flat + (flat // cw) * (size - cw) + (y0 * size + x0))
+        out.pixels.append(grid[y0:y1, x0:x1][crop])
         out.levels.append(level)
-        out.in_front.append([64 * w + b for w, bits in enumerate(front.tolist()) for b in _bits(bits)])
     if config.fill == "same":
         out.image = ~edge
     else:
@@ -312,14 +310,6 @@ def paint(config: ShapesConfig, shapes: Sequence[ShapeDraw]) -> Painted:
         image[edge] = 0
         out.image = image[:, :, 0] if image.shape[2] == 1 else image
     return out
-
-
-def _bits(word: int) -> Iterator[int]:
-    """Positions of the set bits of a non-negative int, lowest first."""
-    while word:
-        low = word & -word
-        yield low.bit_length() - 1
-        word ^= low
 
 
 def generate_scene(config: ShapesConfig, rng: np.random.Generator, index: int, split: str = "train") -> Scene:
@@ -356,15 +346,21 @@ def generate_scene(config: ShapesConfig, rng: np.random.Generator, index: int, s
             category_id=config.category_id(shape.name),
             visible=Mask.from_rle({"size": [size, size], "counts": visible_counts[rid - 1]}, size, size),
             depth_rank=m + 1 - rid, extra=extra))
-    edges = {(rids[q], rids[k]) for k in range(m) for q in painted.in_front[k]}
+    # overlapping pairs, the later (higher id) in front: pycocotools' IoU of the amodal RLEs (computed here
+    # once and cached in the masks, where the shard writer reads them)
+    rles = [r.amodal.to_pycocotools() for r in regions]
+    iou = cocomask.iou(rles, rles, [0] * m) if m > 1 else np.zeros((m, m))
+    a, b = np.nonzero(np.triu(np.asarray(iou).reshape(m, m), 1) > 0)
+    edges = set(zip((b + 1).tolist(), (a + 1).tolist()))
     scene = Scene(id=index, height=size, width=size, regions=regions, order=OcclusionOrder(edges),
                   file_name=f"{split}-{index:08d}.png",
                   image_bytes=encode_png(painted.image, config.png_compression),
                   extra={"generator": "shapes"})
     depth = int(painted.count.max()) if m else 0
     ids = np.zeros(depth * n_pix, dtype=np.int32)
-    for rid, idx, level in zip(rids, painted.pixels, painted.levels):
-        ids[level * n_pix + idx] = rid
+    if m:
+        sizes = [idx.size for idx in painted.pixels]
+        ids[np.concatenate(painted.levels) * n_pix + np.concatenate(painted.pixels)] = np.repeat(rids, sizes)
     # The stack of the pixels painted above, equal to LayerStack.from_scene(scene) (see the tests): computed once.
     scene.layers = LayerStack(ids=ids.reshape(depth, size, size), count=painted.count.reshape(size, size),
                               front_to_back=tuple(rids), pixels=dict(zip(rids, painted.pixels)),

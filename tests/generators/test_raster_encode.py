@@ -27,7 +27,7 @@ def _full(polygon: np.ndarray, h: int, w: int) -> np.ndarray:
 
 def _check_crop(polygon: np.ndarray, h: int, w: int) -> None:
     box = crop_boxes([polygon], h, w)[0]
-    safe = bool(crop_safe([polygon], box[None])[0])
+    safe = bool(crop_safe([polygon], [box])[0])
     full = _full(polygon, h, w)
     x0, y0, x1, y1 = box
     crop = rasterise(polygon, box, safe, h, w)
@@ -42,7 +42,7 @@ def test_fragile_triangle_is_detected_and_rasterised_exactly():
     full = _full(FRAGILE_TRIANGLE, h, w)[y0:y1, x0:x1]
     translated = rasterise(FRAGILE_TRIANGLE, box, True, h, w)
     assert not np.array_equal(translated, full)          # the exception of raster.py's module doc is real
-    assert not crop_safe([FRAGILE_TRIANGLE], box[None])[0]
+    assert not crop_safe([FRAGILE_TRIANGLE], [box])[0]
     assert np.array_equal(rasterise(FRAGILE_TRIANGLE, box, False, h, w), full)
 
 
