@@ -36,21 +36,24 @@ class StackRuns:
     def __init__(self, stack: LayerStack) -> None:
         self.height, self.width = stack.shape
         k = stack.depth
-        self.slices = np.ascontiguousarray(stack.ids.transpose(0, 2, 1)).reshape(k, self.height * self.width)
-        self.visible = self._group(*self._runs(0)) if k else {}
-        hidden = [self._runs(level) for level in range(1, k)]
-        if hidden:
-            starts, ends, values = (np.concatenate(parts) for parts in zip(*hidden))
+        top = int(stack.ids.max()) if stack.ids.size else 0
+        small = np.uint8 if top < 2**8 else np.uint16 if top < 2**16 else stack.ids.dtype
+        slices = np.ascontiguousarray(stack.ids.astype(small, copy=False).transpose(0, 2, 1))
+        self.runs = [self._runs(level.ravel()) for level in slices]
+        self.visible = self._group(*self.runs[0]) if k else {}
+        if k > 1:
+            starts, ends, values = (np.concatenate(parts) for parts in zip(*self.runs[1:]))
             self.hidden = self._group(starts, ends, values)
         else:
             self.hidden = {}
 
-    def _runs(self, level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        v = self.slices[level]
+    @staticmethod
+    def _runs(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Runs ``[start, end)`` of equal non-zero values of one column-major slice, and their values."""
         change = np.flatnonzero(v[1:] != v[:-1]) + 1
         starts = np.concatenate(([0], change))
         ends = np.concatenate((change, [v.size]))
-        values = v[starts]
+        values = v[starts].astype(np.int64)
         keep = values > 0
         return starts[keep], ends[keep], values[keep]
 
@@ -84,22 +87,22 @@ class StackRuns:
 
     def overlapping_pairs(self) -> np.ndarray:
         """``(P, 2)`` int array of ``(front, back)`` region ids whose amodal masks share a pixel, front per the
-        stack, sorted."""
-        k = self.slices.shape[0]
-        if k < 2:
-            return np.zeros((0, 2), dtype=np.int64)
-        changed = np.ones(self.slices.shape[1], dtype=bool)
-        changed[1:] = (self.slices[:, 1:] != self.slices[:, :-1]).any(axis=0)
-        columns = self.slices[:, np.flatnonzero(changed)].astype(np.int64)
+        stack, sorted: for every run of a deeper slice, the runs of each nearer slice over the same pixels (a
+        pixel covered at depth k is covered at every nearer depth, so those runs hold no zero)."""
         fronts, backs = [], []
-        for back_level in range(1, k):
-            covered = columns[back_level] > 0
+        for back_level in range(1, len(self.runs)):
+            b_starts, b_ends, b_values = self.runs[back_level]
             for front_level in range(back_level):
-                fronts.append(columns[front_level][covered])
-                backs.append(columns[back_level][covered])
-        front, back = np.concatenate(fronts), np.concatenate(backs)
-        if front.size == 0:
+                f_starts, _, f_values = self.runs[front_level]
+                first = np.searchsorted(f_starts, b_starts, side="right") - 1
+                last = np.searchsorted(f_starts, b_ends, side="left") - 1
+                n = last - first + 1
+                offsets = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+                fronts.append(f_values[np.repeat(first, n) + offsets])
+                backs.append(np.repeat(b_values, n))
+        if not fronts:
             return np.zeros((0, 2), dtype=np.int64)
+        front, back = np.concatenate(fronts), np.concatenate(backs)
         base = int(max(front.max(), back.max())) + 1
         codes = np.unique(front * base + back)
         return np.stack([codes // base, codes % base], axis=1)
