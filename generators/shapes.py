@@ -254,7 +254,7 @@ class Painted:
     pixels: list[np.ndarray]
     levels: list[np.ndarray]
     count: np.ndarray          # (H * W,) int32
-    top: np.ndarray            # (H * W,) draw index + 1 of the nearest shape, 0 = background
+    top: np.ndarray            # (H * W,) column-major: draw index + 1 of the nearest shape, 0 = background
     image: np.ndarray          # (H, W) bool (1-bit, fill "same"), (H, W) uint8 gray or (H, W, 3) uint8
 
 
@@ -279,7 +279,7 @@ def paint(config: ShapesConfig, shapes: Sequence[ShapeDraw]) -> Painted:
     boxes = crop_boxes(polygons, size, size)
     safe = crop_safe(polygons, boxes).tolist()
     count = np.zeros((size, size), dtype=np.int32)
-    top = np.zeros((size, size), dtype=np.uint8 if n < 255 else np.int32)
+    top = np.zeros((size, size), dtype=np.uint8 if n < 255 else np.int32)   # [x, y]: column-major when flat
     edge = np.zeros((size, size), dtype=bool)
     grid = _flat_index(size)
     out = Painted([], [], [], count.ravel(), top.ravel(), np.empty(0))
@@ -293,7 +293,7 @@ def paint(config: ShapesConfig, shapes: Sequence[ShapeDraw]) -> Painted:
             continue
         shown = crop & (cnt == 0)
         cnt += crop
-        np.copyto(top[y0:y1, x0:x1], i + 1, where=shown)
+        np.copyto(top[x0:x1, y0:y1], i + 1, where=shown.T)
         if width:
             band = outline(crop, width, (x0 == 0, y0 == 0, x1 == size, y1 == size))
             np.copyto(edge[y0:y1, x0:x1], band, where=shown)
@@ -306,7 +306,7 @@ def paint(config: ShapesConfig, shapes: Sequence[ShapeDraw]) -> Painted:
         lut = np.full((n + 1, len(shapes[0].fill) if shapes else 1), 255, dtype=np.uint8)
         for i, shape in enumerate(shapes):
             lut[i + 1] = shape.fill
-        image = lut[top]
+        image = lut[top.T]
         image[edge] = 0
         out.image = image[:, :, 0] if image.shape[2] == 1 else image
     return out
@@ -325,7 +325,7 @@ def generate_scene(config: ShapesConfig, rng: np.random.Generator, index: int, s
     rids = [m - k for k in range(m)]                 # nearest first
     lut = np.zeros(len(shapes) + 1, dtype=np.int32)
     lut[np.asarray(painted.kept, dtype=np.int64) + 1] = rids
-    labels = lut[painted.top].reshape(size, size).T.ravel()
+    labels = lut[painted.top]
     visible_counts = label_rles(labels, size, size, np.arange(1, m + 1))
     small = []
     if config.mask_size and m:
@@ -344,7 +344,7 @@ def generate_scene(config: ShapesConfig, rng: np.random.Generator, index: int, s
         regions.append(Region(
             id=rid, amodal=Mask(size, size, polygons=[shape.polygon.ravel().tolist()]), name=shape.name,
             category_id=config.category_id(shape.name),
-            visible=Mask.from_rle({"size": [size, size], "counts": visible_counts[rid - 1]}, size, size),
+            visible=Mask(size, size, rle={"size": [size, size], "counts": visible_counts[rid - 1]}),
             depth_rank=m + 1 - rid, extra=extra))
     # overlapping pairs, the later (higher id) in front: pycocotools' IoU of the amodal RLEs (computed here
     # once and cached in the masks, where the shard writer reads them)
