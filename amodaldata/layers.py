@@ -50,8 +50,8 @@ class LayerStack:
         except AmodalDataError as err:
             raise err.located(image_id=scene.id, annotation_id=scene.annotation_id)
         by_id = {r.id: r for r in scene.regions}
-        return cls.from_pixels([(rid, by_id[rid].amodal.flat_indices()) for rid in order],
-                               scene.height, scene.width)
+        return cls.from_column_major([(rid, by_id[rid].amodal.column_major_indices()) for rid in order],
+                                     scene.height, scene.width)
 
     @classmethod
     def from_bitmaps(cls, front_to_back: list[tuple[int, np.ndarray]], height: int, width: int) -> "LayerStack":
@@ -62,22 +62,25 @@ class LayerStack:
     def from_pixels(cls, front_to_back: list[tuple[int, np.ndarray]], height: int, width: int) -> "LayerStack":
         """Build the stack from ``(region id, flat pixel indices y * W + x)`` pairs listed nearest first
         (indices unique, in any order); the work is proportional to the regions' areas."""
-        n_pix = height * width
-        count = np.zeros(n_pix, dtype=np.int32)
-        pixels: dict[int, np.ndarray] = {}
-        levels: dict[int, np.ndarray] = {}
+        ids, count, levels = _build(front_to_back, height * width)
+        return cls(ids=ids.reshape(-1, height, width), count=count.reshape(height, width),
+                   front_to_back=tuple(rid for rid, _ in front_to_back), pixels=dict(front_to_back), levels=levels)
+
+    @classmethod
+    def from_column_major(cls, front_to_back: list[tuple[int, np.ndarray]], height: int, width: int
+                          ) -> "LayerStack":
+        """Like :meth:`from_pixels` with column-major indices ``x * H + y``, the order COCO RLE runs come in.
+
+        The running count then walks memory in runs, which is what makes the stack cheap; ``ids`` and
+        ``count`` are returned as transposed views of the column-major arrays (same values, other strides) and
+        ``pixels`` converted to row-major indices.
+        """
+        ids, count, levels = _build(front_to_back, height * width)
+        pixels = {}
         for rid, idx in front_to_back:
-            level = count[idx]
-            count[idx] = level + 1
-            pixels[rid] = idx
-            levels[rid] = level
-        depth = int(count.max()) if n_pix else 0
-        max_id = max((rid for rid, _ in front_to_back), default=0)
-        dtype = np.int32 if max_id < 2**31 else np.int64
-        ids = np.zeros(depth * n_pix, dtype=dtype)
-        for rid, _ in front_to_back:
-            ids[levels[rid] * n_pix + pixels[rid]] = rid
-        return cls(ids=ids.reshape(depth, height, width), count=count.reshape(height, width),
+            x, y = np.divmod(idx, height)
+            pixels[rid] = y * width + x
+        return cls(ids=ids.reshape(-1, width, height).transpose(0, 2, 1), count=count.reshape(width, height).T,
                    front_to_back=tuple(rid for rid, _ in front_to_back), pixels=pixels, levels=levels)
 
     # -- shape ----------------------------------------------------------------------------------------
@@ -135,3 +138,22 @@ class LayerStack:
         """The deepest visibility level of the region (-1 for an empty mask)."""
         lv = self.levels[rid]
         return int(lv.max()) if lv.size else -1
+
+
+def _build(front_to_back: list[tuple[int, np.ndarray]], n_pix: int
+           ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
+    """The running-count pass over flat pixel indices (any one layout): flat ``ids`` (K * n_pix), ``count``
+    (n_pix) and each region's visibility levels. A region's level at its pixels is the number of nearer
+    regions already laid there."""
+    count = np.zeros(n_pix, dtype=np.int32)
+    levels: dict[int, np.ndarray] = {}
+    for rid, idx in front_to_back:
+        level = count[idx]
+        count[idx] = level + 1
+        levels[rid] = level
+    depth = int(count.max()) if n_pix else 0
+    max_id = max((rid for rid, _ in front_to_back), default=0)
+    ids = np.zeros(depth * n_pix, dtype=np.int32 if max_id < 2**31 else np.int64)
+    for rid, idx in front_to_back:
+        ids[levels[rid] * n_pix + idx] = rid
+    return ids, count, levels

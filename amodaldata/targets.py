@@ -9,7 +9,7 @@ global and instance layering maps (Sec. 4.3, 4.4); and the layered masks of the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -38,12 +38,12 @@ def semdist_map(stack: LayerStack, region_id: int, confidence: float = GT_CONFID
 def semdist_maps(stack: LayerStack, region_ids: list[int], confidence: float = GT_CONFIDENCE) -> np.ndarray:
     """Sem-dist maps of several regions, float32 ``(N, H, W)`` (Eq. 1)."""
     _check_confidence(confidence)
-    h, w = stack.shape
-    out = np.zeros((len(region_ids), h * w), dtype=np.float32)
-    c = np.float32(confidence)
-    for row, rid in zip(out, region_ids):
-        row[stack.pixels[rid]] = np.subtract(c, stack.levels[rid], dtype=np.float32)
-    return out.reshape(len(region_ids), h, w)
+    return _dense_maps(stack, region_ids, lambda rid: _semdist_values(stack, rid, confidence), np.float32)
+
+
+def _semdist_values(stack: LayerStack, region_id: int, confidence: float) -> np.ndarray:
+    """C - L at the region's amodal pixels (Eq. 1), float32."""
+    return np.subtract(np.float32(confidence), stack.levels[region_id], dtype=np.float32)
 
 
 def modal_heatmap(semdist: np.ndarray) -> np.ndarray:
@@ -118,18 +118,18 @@ def instance_layering_map(stack: LayerStack, region_id: int, max_level: int = 4)
     region, L + 1 on its amodal mask (1 = visible), with levels beyond ``max_level`` merged into the last.
     """
     _check_max_level(max_level)
-    values = np.minimum(stack.levels[region_id] + 1, max_level).astype(np.uint8)
-    return stack._dense(region_id, values, 0, np.uint8)
+    return stack._dense(region_id, _layering_values(stack, region_id, max_level), 0, np.uint8)
 
 
 def instance_layering_maps(stack: LayerStack, region_ids: list[int], max_level: int = 4) -> np.ndarray:
     """Instance layering maps of several regions, uint8 ``(N, H, W)``."""
     _check_max_level(max_level)
-    h, w = stack.shape
-    out = np.zeros((len(region_ids), h * w), dtype=np.uint8)
-    for row, rid in zip(out, region_ids):
-        row[stack.pixels[rid]] = np.minimum(stack.levels[rid] + 1, max_level)
-    return out.reshape(len(region_ids), h, w)
+    return _dense_maps(stack, region_ids, lambda rid: _layering_values(stack, rid, max_level), np.uint8)
+
+
+def _layering_values(stack: LayerStack, region_id: int, max_level: int) -> np.ndarray:
+    """L + 1, capped at ``max_level``, at the region's amodal pixels (uint8)."""
+    return np.minimum(stack.levels[region_id] + 1, max_level).astype(np.uint8)
 
 
 def one_hot(class_map: np.ndarray, max_level: int) -> np.ndarray:
@@ -141,6 +141,94 @@ def one_hot(class_map: np.ndarray, max_level: int) -> np.ndarray:
 def _check_max_level(max_level: int) -> None:
     if max_level < 1:
         raise ValueError(f"max_level must be >= 1, got {max_level}")
+
+
+# -- per-region maps, dense or in each region's box ---------------------------------------------------------
+def _dense_maps(stack: LayerStack, region_ids: list[int], values_of: Callable[[int], np.ndarray],
+                dtype: type) -> np.ndarray:
+    """``(N, H, W)`` maps, 0 outside each region, ``values_of(rid)`` at its amodal pixels."""
+    h, w = stack.shape
+    out = np.zeros((len(region_ids), h * w), dtype=dtype)
+    for row, rid in zip(out, region_ids):
+        row[stack.pixels[rid]] = values_of(rid)
+    return out.reshape(len(region_ids), h, w)
+
+
+@dataclass(frozen=True)
+class RegionCrops:
+    """Per-region maps cut to each region's amodal bounding box, 0 outside the region: the region of interest
+    in which SLN's instance layering module predicts an instance's maps (Sec. 4.4). The cost is the boxes'
+    area instead of N full images.
+
+    ``boxes[i] = (x0, y0, x1, y1)`` (ends exclusive; all 0 for an empty region) and ``crops[i]`` has shape
+    ``(y1 - y0, x1 - x0)``; ``shape`` is the image's ``(H, W)``.
+    """
+
+    region_ids: np.ndarray
+    boxes: np.ndarray
+    crops: list[np.ndarray]
+    shape: tuple[int, int]
+
+    def dense(self) -> np.ndarray:
+        """The full-image ``(N, H, W)`` maps."""
+        dtype = self.crops[0].dtype if self.crops else np.float32
+        out = np.zeros((len(self.crops), *self.shape), dtype=dtype)
+        for plane, (x0, y0, x1, y1), crop in zip(out, self.boxes, self.crops):
+            plane[y0:y1, x0:x1] = crop
+        return out
+
+
+@dataclass(frozen=True)
+class RegionBoxes:
+    """Each region's amodal box ``(x0, y0, x1, y1)`` (ends exclusive) and its pixels as flat indices into the
+    row-major crop of that box; computed once and shared by every per-region map of a scene."""
+
+    region_ids: list[int]
+    boxes: np.ndarray
+    local: list[np.ndarray]
+    shape: tuple[int, int]
+
+    @classmethod
+    def of(cls, stack: LayerStack, region_ids: list[int]) -> "RegionBoxes":
+        h, w = stack.shape
+        boxes = np.zeros((len(region_ids), 4), dtype=np.int64)
+        local = []
+        for box, rid in zip(boxes, region_ids):
+            ys, xs = np.divmod(stack.pixels[rid], w)
+            if ys.size:
+                x0, y0 = int(xs.min()), int(ys.min())
+                box[:] = (x0, y0, int(xs.max()) + 1, int(ys.max()) + 1)
+                local.append((ys - y0) * (box[2] - x0) + (xs - x0))
+            else:
+                local.append(ys)
+        return cls(list(region_ids), boxes, local, (h, w))
+
+
+def region_crops(stack: LayerStack, region_ids: list[int], values_of: Callable[[int], np.ndarray],
+                 dtype: type, boxes: RegionBoxes | None = None) -> RegionCrops:
+    """:class:`RegionCrops` holding ``values_of(rid)`` at each region's amodal pixels (``boxes`` reuses the
+    geometry of an earlier call on the same regions)."""
+    boxes = boxes if boxes is not None else RegionBoxes.of(stack, region_ids)
+    crops = []
+    for (x0, y0, x1, y1), local, rid in zip(boxes.boxes, boxes.local, region_ids):
+        crop = np.zeros((y1 - y0) * (x1 - x0), dtype=dtype)
+        crop[local] = values_of(rid)
+        crops.append(crop.reshape(y1 - y0, x1 - x0))
+    return RegionCrops(np.asarray(region_ids, dtype=np.int64), boxes.boxes, crops, boxes.shape)
+
+
+def semdist_crops(stack: LayerStack, region_ids: list[int], confidence: float = GT_CONFIDENCE,
+                  boxes: RegionBoxes | None = None) -> RegionCrops:
+    """Sem-dist maps (Eq. 1) cut to each region's amodal box, float32."""
+    _check_confidence(confidence)
+    return region_crops(stack, region_ids, lambda rid: _semdist_values(stack, rid, confidence), np.float32, boxes)
+
+
+def instance_layering_crops(stack: LayerStack, region_ids: list[int], max_level: int = 4,
+                            boxes: RegionBoxes | None = None) -> RegionCrops:
+    """Instance layering maps (Sec. 4.4) cut to each region's amodal box, uint8."""
+    _check_max_level(max_level)
+    return region_crops(stack, region_ids, lambda rid: _layering_values(stack, rid, max_level), np.uint8, boxes)
 
 
 # -- K-layer masks of the layered-embedding net (seed 002, Sec. 3) ---------------------------------------
@@ -185,8 +273,8 @@ def region_classes(scene: Scene, names: Mapping[str, int] | None = None) -> dict
 
 
 # -- everything at once -----------------------------------------------------------------------------------
-def scene_targets(scene: Scene, *, max_level: int = 4, layers: int = 2,
-                  confidence: float = GT_CONFIDENCE) -> dict[str, np.ndarray]:
+def scene_targets(scene: Scene, *, max_level: int = 4, layers: int = 2, confidence: float = GT_CONFIDENCE,
+                  crop: bool = False) -> dict[str, Any]:
     """All targets of one scene, from its (cached) layer stack. Keys (N regions, in ``scene.regions`` order):
 
     - ``region_ids`` int64 (N,); ``occlusion_rate`` float32 (N,)
@@ -196,27 +284,38 @@ def scene_targets(scene: Scene, *, max_level: int = 4, layers: int = 2,
     - ``layer_stack`` int32 (K, H, W): the full stack
     - ``layered_classes``, ``layered_instances`` int32 (``layers``, H, W): seed 002's K-layer masks
     - ``order_edges`` int64 (E, 2): (front, back) region-id pairs
+
+    With ``crop=True`` the four per-region maps are :class:`RegionCrops` (each region's amodal box, the ROI of
+    SLN Sec. 4.4) instead of ``(N, H, W)`` arrays, and ``boxes`` (N, 4) is added: the cost then follows the
+    regions' boxes rather than N full images.
     """
     stack = scene.layers
     rids = [r.id for r in scene.regions]
-    h, w = stack.shape
-    n = len(rids)
-    amodal = np.zeros((n, h * w), dtype=bool)
-    visible = np.zeros((n, h * w), dtype=bool)
-    for i, rid in enumerate(rids):
-        amodal[i, stack.pixels[rid]] = True
-        visible[i, stack.pixels[rid][stack.levels[rid] == 0]] = True
+    if crop:
+        boxes = RegionBoxes.of(stack, rids)
+        amodal = region_crops(stack, rids, lambda rid: True, bool, boxes)
+        visible = region_crops(stack, rids, lambda rid: stack.levels[rid] == 0, bool, boxes)
+        semdist = semdist_crops(stack, rids, confidence, boxes)
+        layering = instance_layering_crops(stack, rids, max_level, boxes)
+    else:
+        amodal = _dense_maps(stack, rids, lambda rid: True, bool)
+        visible = _dense_maps(stack, rids, lambda rid: stack.levels[rid] == 0, bool)
+        semdist = semdist_maps(stack, rids, confidence)
+        layering = instance_layering_maps(stack, rids, max_level)
     lm = layered_masks(stack, layers, region_classes(scene))
-    return {
+    out: dict[str, Any] = {
         "region_ids": np.asarray(rids, dtype=np.int64),
         "occlusion_rate": np.asarray([stack.occlusion_rate(r) for r in rids], dtype=np.float32),
-        "amodal": amodal.reshape(n, h, w),
-        "visible": visible.reshape(n, h, w),
-        "semdist": semdist_maps(stack, rids, confidence),
-        "instance_layering": instance_layering_maps(stack, rids, max_level),
+        "amodal": amodal,
+        "visible": visible,
+        "semdist": semdist,
+        "instance_layering": layering,
         "global_layering": global_layering_map(stack, max_level),
         "layer_stack": stack.ids,
         "layered_classes": lm.classes,
         "layered_instances": lm.instances,
         "order_edges": np.asarray(sorted(scene.order.edges), dtype=np.int64).reshape(-1, 2),
     }
+    if crop:
+        out["boxes"] = amodal.boxes
+    return out

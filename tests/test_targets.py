@@ -122,3 +122,18 @@ def test_bad_parameters_are_refused(cocoa_json):
         T.global_layering_map(stack, 0)
     with pytest.raises(ValueError, match="layers"):
         T.layered_masks(stack, 0, {})
+
+
+def test_crops_paste_back_to_the_dense_maps(cocoa_json):
+    for scene in read_cocoa(cocoa_json):
+        dense = T.scene_targets(scene, layers=3)
+        boxed = T.scene_targets(scene, layers=3, crop=True)
+        for key in ("amodal", "visible", "semdist", "instance_layering"):
+            crops = boxed[key]
+            assert np.array_equal(crops.dense(), dense[key]) and crops.dense().dtype == dense[key].dtype
+            for (x0, y0, x1, y1), crop, plane in zip(crops.boxes, crops.crops, dense[key]):
+                assert crop.shape == (y1 - y0, x1 - x0)
+                assert np.count_nonzero(plane) == np.count_nonzero(crop)   # nothing outside the box
+        for region, (x0, y0, x1, y1) in zip(scene.regions, boxed["boxes"]):
+            ys, xs = np.nonzero(region.amodal.to_bitmap())
+            assert (x0, y0, x1, y1) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
