@@ -18,7 +18,9 @@ each unordered pair is computed once and counted twice.
 Streaming: annotations are held (their amodal RLEs and the runs of their visible partition, no rasters) until
 ``window`` other images have been seen since their image last appeared, then scored and dropped. Readers yield
 the annotations of an image together, so every pair is scored; an annotation arriving after its image was
-scored is counted in ``late_annotations`` (it is paired only with annotations arriving after it).
+scored is counted in ``late_annotations`` (it is paired only with annotations arriving after it). The image
+groups also give the number of annotations per image (Fig. 5a); the one thing kept per image is its id, to
+recognise late annotations.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from amodaldata.scene import Scene
 
 from .edges import label_edges
 from .geometry import SceneGeometry
-from .tally import FRACTION_BINS, Histogram
+from .tally import FRACTION_BINS, Histogram, IntCounts
 
 #: IoU a region match needs (Sec. 4.1).
 IOU_THRESHOLD = 0.5
@@ -65,7 +67,8 @@ class AnnotationRecord:
     def of(cls, scene: Scene, geometry: SceneGeometry) -> "AnnotationRecord":
         values, _, ends = geometry.labels
         amodal = [r.amodal.to_rle() for r, a in zip(scene.regions, geometry.area) if a > 0]
-        return cls(scene.id, scene.height, scene.width, amodal, values, ends)
+        small = np.int32 if scene.height * scene.width < 2**31 else np.int64
+        return cls(scene.id, scene.height, scene.width, amodal, values, ends.astype(small))
 
     def compact(self) -> tuple[np.ndarray, int]:
         """The run values renumbered 0 (none), 1..n (the visible regions), and n."""
@@ -153,6 +156,7 @@ class AgreementTally:
         self.window = window
         self.pending: OrderedDict[Any, list[AnnotationRecord]] = OrderedDict()
         self.scored: set = set()
+        self.annotations_per_image = IntCounts()
         self.scores: dict[str, list[float]] = {k: [] for k in KINDS}
         self.images = 0
         self.late = 0
@@ -177,6 +181,7 @@ class AgreementTally:
 
     def _score(self, image_id: Any, records: list[AnnotationRecord]) -> None:
         self.scored.add(image_id)
+        self.annotations_per_image.add(len(records))
         if len(records) < 2:
             return
         if len({(r.height, r.width) for r in records}) > 1:

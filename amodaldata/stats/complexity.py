@@ -1,8 +1,7 @@
 """Scene complexity (Zhu et al. Sec. 3 "Scene complexity", Fig. 6b-d and Fig. 7).
 
 Per annotation, the occlusion DAG has a node per region and an edge A -> B when A's amodal mask overlaps B's
-and A precedes B in depth (both read off the layer stack: a pixel covered by several regions lists them nearest
-first). Its weakly connected components (CC) are groups of mutually overlapping regions; a region that
+and A precedes B in depth (the layer stack's front-to-back order). Its weakly connected components (CC) are groups of mutually overlapping regions; a region that
 overlaps nothing is a CC of size 1. The number of depth layers a CC needs is its longest directed path,
 counted in nodes (a foreground object over a background: 2; a chain A over B over C: 3; many disjoint
 objects over one background: still 2). Fig. 7 relates layers to CC size; the paper sees logarithmic growth,
@@ -17,22 +16,35 @@ import numpy as np
 
 from amodaldata.layers import LayerStack
 
+from .geometry import SceneGeometry
 from .tally import IntCounts
 
 
-def overlap_pairs(layers: LayerStack) -> np.ndarray:
-    """``(P, 2)`` distinct (front, back) region-id pairs whose amodal masks share a pixel, front nearer."""
-    if layers.depth < 2:
+def overlap_pairs(geometry: SceneGeometry, layers: LayerStack) -> np.ndarray:
+    """``(P, 2)`` distinct (front, back) region-id pairs whose amodal masks share a pixel; front is nearer in the
+    layer stack's front-to-back order.
+
+    Overlaps are found on the amodal column runs (the masks the stack is built from): two runs of one column
+    overlap when one starts inside the other, so each run is paired with the runs starting within it.
+    """
+    p = geometry.amodal
+    if p.mask.size == 0:
         return np.zeros((0, 2), dtype=np.int64)
-    flat = layers.ids.reshape(layers.depth, -1)
-    stack = flat[:, np.flatnonzero(flat[1])].astype(np.int64)       # the pixels covered at least twice
-    base = int(stack.max()) + 1
-    codes = []
-    for back in range(1, layers.depth):
-        covered = stack[:, stack[back] > 0]
-        codes.extend(covered[front] * base + covered[back] for front in range(back))
-    code = np.unique(np.concatenate(codes))
-    return np.stack([code // base, code % base], axis=1)
+    start = p.col * (p.height + 1) + p.top
+    end = p.col * (p.height + 1) + p.bottom
+    order = np.argsort(start, kind="stable")
+    start, end, mask = start[order], end[order], p.mask[order]
+    first, stop = np.arange(start.size) + 1, np.searchsorted(start, end, side="left")
+    count = np.maximum(stop - first, 0)
+    a = np.repeat(mask, count)
+    b = mask[np.repeat(first - np.cumsum(count) + count, count) + np.arange(int(count.sum()))]
+    rank_of = {rid: k for k, rid in enumerate(layers.front_to_back)}
+    rank = np.array([rank_of[rid] for rid in geometry.region_ids.tolist()], dtype=np.int64)
+    a, b = a[a != b], b[a != b]
+    front = np.where(rank[a] < rank[b], a, b)
+    back = np.where(rank[a] < rank[b], b, a)
+    code = np.unique(front * p.n_masks + back)
+    return np.stack([geometry.region_ids[code // p.n_masks], geometry.region_ids[code % p.n_masks]], axis=1)
 
 
 def occlusion_dag(region_ids: list[int], pairs: np.ndarray) -> nx.DiGraph:
@@ -94,20 +106,6 @@ class ComplexityTally:
         counts = self.sizes.counts
         layers_by_size = {str(s): {"components": int(counts[s]), "mean_layers": self.layer_sum_by_size[s] / counts[s]}
                           for s in range(counts.size) if counts[s]}
-        return {"components_per_annotation": _described(self.per_annotation),
-                "component_size": _described(self.sizes), "layers_per_component": _described(self.layers),
+        return {"components_per_annotation": self.per_annotation.describe(),
+                "component_size": self.sizes.describe(), "layers_per_component": self.layers.describe(),
                 "layers_by_size": layers_by_size, "log_fit": self.log_fit()}
-
-
-def _described(counts: IntCounts) -> dict:
-    """Count, mean, std, min, max and the histogram of small integers from their counts."""
-    c = counts.counts
-    n = int(c.sum())
-    if n == 0:
-        return {"n": 0, "mean": None, "std": None, "min": None, "max": None, "histogram": {}}
-    values = np.arange(c.size)
-    mean = float((values * c).sum() / n)
-    std = float(np.sqrt(max((values * values * c).sum() / n - mean * mean, 0.0)))
-    seen = np.flatnonzero(c)
-    return {"n": n, "mean": mean, "std": std, "min": int(seen[0]), "max": int(seen[-1]),
-            "histogram": counts.result()}

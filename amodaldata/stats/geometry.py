@@ -19,13 +19,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from amodaldata.masks import rle_runs
-
 if TYPE_CHECKING:
     from amodaldata.layers import LayerStack
     from amodaldata.scene import Scene
 
-#: Number of boundary steps a perimeter chord spans (see :func:`perimeters`).
+#: Number of boundary steps a perimeter chord spans (see :func:`perimeters`; the code composes 4 steps).
 CHORD = 4
 
 
@@ -64,18 +62,11 @@ class Pieces:
 
     @classmethod
     def from_rles(cls, counts: list[str | bytes], height: int, width: int) -> "Pieces":
-        """From COCO compressed RLE ``counts`` strings (one mask each), decoding only the runs."""
-        masks, starts, ends = [], [], []
-        for k, c in enumerate(counts):
-            bounds = np.cumsum(rle_runs(c))
-            s, e = bounds[0::2][: bounds.size // 2], bounds[1::2]
-            masks.append(np.full(s.size, k))
-            starts.append(s)
-            ends.append(e)
-        if not counts:
-            return cls.from_intervals(np.zeros(0), np.zeros(0), np.zeros(0), 0, height, width)
-        return cls.from_intervals(np.concatenate(masks), np.concatenate(starts), np.concatenate(ends),
-                                  len(counts), height, width)
+        """From COCO compressed RLE ``counts`` strings (one mask each), decoding only the runs, all at once."""
+        mask, bounds, position = _decode_rles(counts)
+        ones = position % 2 == 1                    # run m covers [bounds[m - 1], bounds[m]); odd runs are ones
+        return cls.from_intervals(mask[ones], bounds[np.flatnonzero(ones) - 1], bounds[ones], len(counts),
+                                  height, width)
 
     @classmethod
     def from_labels(cls, values: np.ndarray, starts: np.ndarray, ends: np.ndarray, labels: np.ndarray,
@@ -135,6 +126,44 @@ class Pieces:
         """Whether pixel ``(y, x)`` (at most one pixel outside the image) is in mask ``mask``."""
         key = self.key(mask, x, y)
         return self.holds(self.locate(key), key)
+
+
+def _segmented_cumsum(values: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """Cumulative sums restarting at each new value of ``segment`` (sorted)."""
+    if values.size == 0:
+        return values
+    total = np.cumsum(values)
+    first = np.flatnonzero(np.concatenate(([True], segment[1:] != segment[:-1])))
+    offset = np.repeat(total[first] - values[first], np.diff(np.append(first, values.size)))
+    return total - offset
+
+
+def _decode_rles(counts: list[str | bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decode many COCO compressed RLE strings at once (pycocotools' ``rleFrString``, vectorised).
+
+    Each number is a little-endian sequence of 5-bit groups (character - 48; bit 0x20: more groups follow; bit
+    0x10 of the last group: negative); from the fourth number of a string on, each is stored as the difference
+    to the number two places before it. Returns, per run: its string's index, the flat position where it ends
+    (the cumulative run length) and its index in its string.
+    """
+    raw = [c.encode("ascii") if isinstance(c, str) else c for c in counts]
+    c = np.frombuffer(b"".join(raw), dtype=np.uint8).astype(np.int64) - 48
+    empty = np.zeros(0, dtype=np.int64)
+    if c.size == 0:
+        return empty, empty, empty
+    ends = np.flatnonzero((c & 0x20) == 0)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    group = np.arange(c.size) - np.repeat(starts, ends - starts + 1)
+    x = np.add.reduceat((c & 0x1F) << (5 * group), starts)
+    negative = (c[ends] & 0x10) != 0
+    x[negative] -= 1 << (5 * (group[ends[negative]] + 1))
+    owner = np.searchsorted(np.cumsum([len(r) for r in raw]), ends, side="right")
+    position = np.arange(x.size) - np.searchsorted(owner, owner)
+    # number m > 2 is stored relative to number m - 2: cumulative sums over each parity class from m = 1 and 2
+    for parity in (1, 2):
+        sel = np.flatnonzero((position >= parity) & (position % 2 == parity % 2))
+        x[sel] = _segmented_cumsum(x[sel], owner[sel])
+    return owner, _segmented_cumsum(x, owner), position
 
 
 def label_runs(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -231,14 +260,16 @@ def perimeters(b: Boundary, n_masks: int) -> np.ndarray:
     n = b.mask.size
     if n == 0:
         return np.zeros(n_masks)
+    # Rings have an even number of sides; one shorter than 4 * CHORD = 16 comes back to its start within 14
+    # steps. The even step counts are composed from the 2-, 4- and 8-step successors.
     start = np.arange(n)
-    ahead, short_ring = start, np.zeros(n, dtype=bool)
-    chord_end = start
-    for step in range(1, 4 * CHORD):
-        ahead = b.nxt[ahead]
+    two = b.nxt[b.nxt]
+    four = two[two]
+    eight = four[four]
+    short_ring = np.zeros(n, dtype=bool)
+    for ahead in (two, four, two[four], eight, two[eight], four[eight], two[four[eight]]):
         short_ring |= ahead == start
-        if step == CHORD:
-            chord_end = ahead
+    chord_end = four
     chord = np.hypot(b.x2[chord_end] - b.x2, b.y2[chord_end] - b.y2) / (2 * CHORD)
     step_length = np.hypot(b.x2[b.nxt] - b.x2, b.y2[b.nxt] - b.y2) / 2
     return np.bincount(b.mask, weights=np.where(short_ring, step_length, chord), minlength=n_masks)
@@ -279,7 +310,7 @@ def hull_areas(pieces: Pieces) -> np.ndarray:
     """Area of the convex hull of each mask's pixel squares; 0 for an empty mask.
 
     A column's pixels span ``[first top, last bottom)``, so the hull is bounded by the convex chain under the
-    column tops and the one over the column bottoms (both from the column corners); its area is the integral
+    column tops and the one over the column bottoms (both through the column corners); its area is the integral
     of their difference.
     """
     p = pieces
@@ -288,10 +319,16 @@ def hull_areas(pieces: Pieces) -> np.ndarray:
     column = p.mask * (p.width + 1) + p.col
     first = np.flatnonzero(np.concatenate(([True], column[1:] != column[:-1])))
     last = np.concatenate((first[1:] - 1, [column.size - 1]))
-    col, mask = p.col[first], p.mask[first]
-    x = np.tile(np.stack([col, col + 1], axis=1).ravel(), 2).astype(float)
-    y = np.concatenate([np.repeat(p.top[first], 2), np.repeat(p.bottom[last], 2)]).astype(float)
-    group = np.concatenate([2 * np.repeat(mask, 2), 2 * np.repeat(mask, 2) + 1])
+    # Corners at x = c and c + 1 of each column; where two columns meet keep the outermost one of each chain.
+    x = np.stack([p.col[first], p.col[first] + 1], axis=1).ravel()
+    mask = np.repeat(p.mask[first], 2)
+    key = mask * (p.width + 2) + x
+    meet = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+    top = np.minimum.reduceat(np.repeat(p.top[first], 2), meet)
+    bottom = np.maximum.reduceat(np.repeat(p.bottom[last], 2), meet)
+    x = np.tile(x[meet], 2).astype(float)
+    y = np.concatenate([top, bottom]).astype(float)
+    group = np.concatenate([2 * mask[meet], 2 * mask[meet] + 1])
     sign = np.where(group % 2 == 0, 1.0, -1.0)
     keep = _convex_chain(x, y, group, sign)
     gk, xk, yk = group[keep], x[keep], y[keep]

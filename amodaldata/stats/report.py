@@ -1,9 +1,10 @@
 """Every measurement of Zhu et al. (Sec. 3-4, Fig. 5a, Table 1, Fig. 6-8) in one pass over a stream of Scenes.
 
 :class:`StatsAccumulator` builds each scene's layer stack once, derives the per-region outlines from it
-(:class:`~amodaldata.stats.geometry.SceneGeometry`) and feeds every tally; it keeps per-dataset sums, fixed-bin
-histograms and one counter per image id, never a mask (agreement holds a few images' runs at a time), so memory
-stays flat however many scenes stream by. :func:`format_report` lays the result out as the paper's tables.
+(:class:`~amodaldata.stats.geometry.SceneGeometry`) and feeds every tally. It keeps per-dataset sums and
+fixed-bin histograms, never a mask: agreement holds the runs of a few images at a time and the id of each image
+seen, so memory stays flat however many scenes stream by. :func:`format_report` lays the result out as the
+paper's tables.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class StatsAccumulator:
         visible, amodal = scene_edges(geometry)
         self.edges.add(visible, amodal, scene.height * scene.width)
         present = [int(rid) for rid, area in zip(geometry.region_ids, geometry.area) if area > 0]
-        self.complexity.add(*components(occlusion_dag(present, overlap_pairs(layers))))
+        self.complexity.add(*components(occlusion_dag(present, overlap_pairs(geometry, layers))))
         self.agreement.add(AnnotationRecord.of(scene, geometry))
 
     def result(self) -> dict[str, Any]:
@@ -61,7 +62,8 @@ class StatsAccumulator:
         """
         self.agreement.finish()
         groups = ("all", "things", "stuff") if self.any_stuff else ("all",)
-        summary = self.summary.result()
+        per_image = self.agreement.annotations_per_image.describe()
+        summary = {"images": per_image["n"], **self.summary.result(), "annotations_per_image": per_image}
         summary["points_per_region"] = {g: summary["points_per_region"][g] for g in groups}
         occlusion = self.occlusion.result()
         shape = self.shape.result()

@@ -1,15 +1,14 @@
 """Dataset summary of Zhu et al. Fig. 5a: annotations per image, regions per annotation, points per region
 polygon, pixel coverage (the occlusion rows come from :mod:`amodaldata.stats.occlusion`).
 
-An image is a ``Scene.id``; each Scene is one annotation (BSDS has 5 to 7 per image, COCOA one). Points per
+An image is a ``Scene.id``; each Scene is one annotation (BSDS has 5 to 7 per image, COCOA one); annotations
+are grouped by image in :mod:`amodaldata.stats.agreement`, which counts them per image. Points per
 region counts the vertices of the amodal polygon(s) of regions that arrived as polygons (RLE and bitmap regions
 have none and are left out of that row). Pixel coverage is, per annotation, the fraction of image pixels inside
 at least one amodal region (the layer stack's count map), averaged over annotations.
 """
 
 from __future__ import annotations
-
-from collections import Counter
 
 import numpy as np
 
@@ -31,16 +30,14 @@ def coverage(layers: LayerStack) -> float:
 
 
 class SummaryTally:
-    """Counts of Fig. 5a over a dataset (one integer per image id is kept, for annotations per image)."""
+    """Regions per annotation, points per region and pixel coverage over a dataset."""
 
     def __init__(self) -> None:
-        self.per_image: Counter = Counter()
         self.regions = Mean()
         self.points = {g: Mean() for g in GROUPS}
         self.coverage = Mean()
 
     def add(self, scene: Scene, layers: LayerStack, stuff: np.ndarray) -> None:
-        self.per_image[scene.id] += 1
         self.regions.add(len(scene.regions))
         points = polygon_points(scene)
         present = ~np.isnan(points)
@@ -49,9 +46,6 @@ class SummaryTally:
         self.coverage.add(coverage(layers))
 
     def result(self) -> dict:
-        per_image = Mean()
-        per_image.add(np.fromiter(self.per_image.values(), dtype=float, count=len(self.per_image)))
-        return {"images": len(self.per_image), "annotations": self.regions.n,
-                "annotations_per_image": per_image.result(), "regions_per_annotation": self.regions.result(),
+        return {"annotations": self.regions.n, "regions_per_annotation": self.regions.result(),
                 "points_per_region": {g: m.result() for g, m in self.points.items()},
                 "pixel_coverage": self.coverage.result()}

@@ -15,7 +15,7 @@ from .conftest import box, layered_scene
 
 def dag_of(scene):
     layers = scene.layers
-    return occlusion_dag([r.id for r in scene.regions], overlap_pairs(layers))
+    return occlusion_dag([r.id for r in scene.regions], overlap_pairs(SceneGeometry.of(scene, layers), layers))
 
 
 def test_three_region_chain_is_one_component_of_three_layers():
@@ -76,8 +76,8 @@ def test_overlap_pairs_and_levels_match_brute_force(random_scenes, data):
     bitmaps = {r.id: r.amodal.to_bitmap() for r in scene.regions}
     expected = {(a, b) if rank[a] < rank[b] else (b, a)
                 for a in bitmaps for b in bitmaps if a < b and (bitmaps[a] & bitmaps[b]).any()}
-    assert {tuple(p) for p in overlap_pairs(layers).tolist()} == expected
     geometry = SceneGeometry.of(scene, layers)
+    assert {tuple(p) for p in overlap_pairs(geometry, layers).tolist()} == expected
     for k, region in enumerate(scene.regions):
         if layers.area(region.id):
             assert geometry.occlusion_levels()[k] == pytest.approx(layers.occlusion_rate(region.id))
