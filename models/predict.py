@@ -10,11 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
+
+from amodaldata.errors import AmodalDataError
 
 from . import build_model
 from .data import ShardDataset, collate
@@ -61,9 +64,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--images", default=None, help="folder of images for rows stored without image bytes")
     p.add_argument("--min-score", type=float, default=0.0)
     a = p.parse_args(argv)
-    with torch.inference_mode():
-        n = predict(a.checkpoint, a.data, a.out, batch_size=a.batch_size, device=a.device, split=a.split,
-                    images=a.images, min_score=a.min_score)
+    try:
+        with torch.inference_mode():
+            n = predict(a.checkpoint, a.data, a.out, batch_size=a.batch_size, device=a.device, split=a.split,
+                        images=a.images, min_score=a.min_score)
+    except (AmodalDataError, ValueError, FileNotFoundError) as err:
+        sys.exit(f"error: {err}")
     print(f"{n} detections -> {a.out}")
 
 

@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import socket
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +28,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
+
+from amodaldata.errors import AmodalDataError
 
 from . import MODELS, build_model
 from .data import ShardDataset, collate, to_device
@@ -320,7 +323,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, int]:
 
 def main(argv: list[str] | None = None) -> None:
     cfg, nproc = parse_args(argv)
-    ckpt = launch(cfg, nproc)
+    try:
+        ckpt = launch(cfg, nproc)
+    except (AmodalDataError, ValueError) as err:
+        sys.exit(f"error: {err}")
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"checkpoint: {ckpt}")
 

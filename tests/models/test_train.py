@@ -106,3 +106,17 @@ def test_bad_options_are_refused(shards, tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA is not available"):
             train.select_device("cuda")
+
+
+def test_commands_report_bad_input_in_one_line(shards, tmp_path):
+    with pytest.raises(SystemExit, match="error: bad option for model 'embedding'.*anchor_sizes"):
+        train.main(["--model", "embedding", "--data", str(shards), "--out", str(tmp_path / "run"),
+                    "--device", "cpu", "--set", "anchor_sizes=[16]"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match=r"error: .*empty.*no shards"):
+        train.main(["--model", "sln", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "run"),
+                    "--device", "cpu"])
+    with pytest.raises(SystemExit, match="error: .*missing.pt"):
+        predict.main(["--checkpoint", str(tmp_path / "missing.pt"), "--data", str(shards),
+                      "--out", str(tmp_path / "p.json")])
+    assert not (tmp_path / "p.json").exists()
