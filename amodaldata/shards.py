@@ -153,6 +153,7 @@ def write_shard(scenes: Iterable[Scene], path: str | Path, row_group_size: int =
             batch: list[dict] = []
             for scene in scenes:
                 batch.append(scene_to_row(scene))
+                scene.invalidate()      # drop the cached layer stack: write_shards holds a whole shard of Scenes
                 if len(batch) == row_group_size:
                     writer.write_table(pa.Table.from_pylist(batch, schema=SCHEMA), row_group_size=row_group_size)
                     rows += len(batch)

@@ -36,9 +36,11 @@ class StackRuns:
     def __init__(self, stack: LayerStack) -> None:
         self.height, self.width = stack.shape
         k = stack.depth
-        top = int(stack.ids.max()) if stack.ids.size else 0
-        small = np.uint8 if top < 2**8 else np.uint16 if top < 2**16 else stack.ids.dtype
-        slices = np.ascontiguousarray(stack.ids.astype(small, copy=False).transpose(0, 2, 1))
+        slices = stack.ids.transpose(0, 2, 1)          # free when the stack was built column-major
+        if not slices.flags.c_contiguous:
+            top = int(stack.ids.max()) if stack.ids.size else 0
+            small = np.uint8 if top < 2**8 else np.uint16 if top < 2**16 else stack.ids.dtype
+            slices = np.ascontiguousarray(stack.ids.astype(small).transpose(0, 2, 1))
         self.runs = [self._runs(level.ravel()) for level in slices]
         self.visible = self._group(*self.runs[0]) if k else {}
         if k > 1:

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycocotools import mask as cocomask
 
+from amodaldata.layers import LayerStack
 from amodaldata.masks import Mask
 from amodaldata.order import OcclusionOrder
 from amodaldata.scene import Region, Scene
@@ -34,6 +35,18 @@ def check(scene: Scene) -> None:
 def test_real_scenes(cocoa_json):
     for scene in read_cocoa(cocoa_json):
         check(scene)
+
+
+def test_row_major_stacks_give_the_same_runs(cocoa_json):
+    scene = list(read_cocoa(cocoa_json))[2]
+    column_major = scene.layers
+    row_major = LayerStack.from_bitmaps([(rid, column_major.amodal(rid)) for rid in column_major.front_to_back],
+                                        scene.height, scene.width)
+    assert row_major.ids.flags.c_contiguous and not column_major.ids.flags.c_contiguous
+    a, b = StackRuns(column_major), StackRuns(row_major)
+    for rid in column_major.front_to_back:
+        assert a.visible_rle(rid) == b.visible_rle(rid) and a.invisible_rle(rid) == b.invisible_rle(rid)
+    assert np.array_equal(a.overlapping_pairs(), b.overlapping_pairs())
 
 
 rectangles = st.lists(st.tuples(st.integers(0, 15), st.integers(0, 11), st.integers(1, 16), st.integers(1, 12)),
