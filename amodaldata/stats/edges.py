@@ -28,20 +28,17 @@ def label_edges(labels: np.ndarray) -> np.ndarray:
 
 
 def scene_edges(geometry: SceneGeometry) -> tuple[np.ndarray, np.ndarray]:
-    """Flat pixel indices ``y * W + x`` of the visible and of the amodal edge map of a scene (unsorted, unique)."""
+    """The visible and the amodal edge map of a scene, as bool ``(H, W)`` arrays."""
     g = geometry
     h, w = g.height, g.width
     owner, amodal = edge_pixels(g.amodal_boundary, h, w)
     _, visible_t = edge_pixels(g.visible_boundary, w, h)          # transposed frame: index x * H + y
-    shown = amodal[~g.occluded[owner]]
-    visible = np.concatenate([shown, (visible_t % h) * w + visible_t // h])
-    return _unique(visible, h * w), _unique(amodal, h * w)
-
-
-def _unique(flat: np.ndarray, size: int) -> np.ndarray:
-    seen = np.zeros(size, dtype=bool)
-    seen[flat] = True
-    return np.flatnonzero(seen)
+    visible_map = np.zeros(h * w, dtype=bool)
+    visible_map[amodal[~g.occluded[owner]]] = True
+    visible_map[(visible_t % h) * w + visible_t // h] = True
+    amodal_map = np.zeros(h * w, dtype=bool)
+    amodal_map[amodal] = True
+    return visible_map.reshape(h, w), amodal_map.reshape(h, w)
 
 
 class EdgeDensityTally:
@@ -51,11 +48,11 @@ class EdgeDensityTally:
         self.modal = Mean()
         self.amodal = Mean()
 
-    def add(self, visible: np.ndarray, amodal: np.ndarray, pixels: int) -> None:
-        """Add one scene's edge pixel lists (:func:`scene_edges`) and its number of pixels."""
-        if pixels:
-            self.modal.add(visible.size / pixels)
-            self.amodal.add(amodal.size / pixels)
+    def add(self, visible: np.ndarray, amodal: np.ndarray) -> None:
+        """Add one scene's edge maps (:func:`scene_edges`)."""
+        if visible.size:
+            self.modal.add(np.count_nonzero(visible) / visible.size)
+            self.amodal.add(np.count_nonzero(amodal) / amodal.size)
 
     def result(self) -> dict:
         return {"modal": self.modal.result(), "amodal": self.amodal.result()}

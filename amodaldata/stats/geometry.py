@@ -205,8 +205,11 @@ def boundary(pieces: Pieces) -> Boundary:
     h, w, n_p = p.height, p.width, p.mask.size
     # Vertical sides on line c (between columns c - 1 and c): the rows where the two columns differ, the XOR
     # of their runs (the sorted run ends of both columns, paired up).
-    keys = np.sort((np.tile(p.mask, 4) * (w + 1) + np.concatenate([p.col, p.col, p.col + 1, p.col + 1])) * (h + 1)
-                   + np.concatenate([p.top, p.bottom, p.top, p.bottom]))
+    # (Run ends keyed by (mask, line, row), line = column for the piece's own column and column + 1 for the
+    # column on its right: two sorted sequences, which a stable sort merges.)
+    base = (p.mask * (w + 1) + p.col) * (h + 1)
+    own = np.stack([base + p.top, base + p.bottom], axis=1).ravel()
+    keys = np.sort(np.concatenate([own, own + (h + 1)]), kind="stable")
     lo, n = keys[0::2], keys[1::2] - keys[0::2]
     vm = np.repeat(lo // ((h + 1) * (w + 1)), n)
     vc = np.repeat((lo // (h + 1)) % (w + 1), n)

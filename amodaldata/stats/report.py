@@ -48,8 +48,7 @@ class StatsAccumulator:
         self.summary.add(scene, layers, stuff)
         self.occlusion.add(geometry.occlusion_levels(), stuff)
         self.shape.add(scene_shapes(geometry), stuff)
-        visible, amodal = scene_edges(geometry)
-        self.edges.add(visible, amodal, scene.height * scene.width)
+        self.edges.add(*scene_edges(geometry))
         present = [int(rid) for rid, area in zip(geometry.region_ids, geometry.area) if area > 0]
         self.complexity.add(*components(occlusion_dag(present, overlap_pairs(geometry, layers))))
         self.agreement.add(AnnotationRecord.of(scene, geometry))
