@@ -20,11 +20,12 @@ pooled; mu_n is the mean embedding of instance n over its pixels in every layer;
 
 Defaults are the paper's: alpha = beta = gamma = 1, d_var = 0.5, d_dst = 1.5, C = 6, clustering threshold
 1.5; heads of 3x3 convs with ReLU (256, 256, 128, then C filters in the paper; narrower here by default).
-Decoding (:meth:`LayeredEmbeddingNet.predict`) clusters the embeddings of the pixels whose semantic class is
-not background, in all layers together, by the mean-shift grouping of [3]: start at the first unlabelled
-pixel (the paper picks one at random), group the pixels within the threshold of the current mean, recompute
-the mean until the group is stable. A cluster's layer-0 pixels are its visible mask, its pixels in any layer
-its amodal mask; clusters with no visible pixel are dropped (only objects partly visible are detected).
+Decoding (:meth:`LayeredEmbeddingNet.predict`) clusters, class by class (l_dst separates only instances of
+one class, so instances of different classes may share embeddings), the embeddings of the pixels predicted
+as that class in any layer, by the mean-shift grouping of [3]: start at the first unlabelled pixel (the
+paper picks one at random), group the pixels within the threshold of the current mean, recompute the mean
+until the group is stable. A cluster's layer-0 pixels are its visible mask, its pixels in any layer its
+amodal mask; clusters with no visible pixel are dropped (only objects partly visible are detected).
 
 Simplified relative to the paper: the small encoder of :mod:`models.backbone` instead of DeepLabv3+ with an
 Xception backbone pretrained on other data.
@@ -150,34 +151,30 @@ class LayeredEmbeddingNet(nn.Module):
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, orig_sizes: list[tuple[int, int]]) -> list[Detections]:
-        """Per image: clustered instances with amodal and visible masks (nearest-upsampled to the original
-        size), the class most of their pixels carry, and the mean semantic probability as score."""
+        """Per image: instances clustered class by class, with amodal and visible masks (nearest-upsampled to
+        the original size), their class, and the mean semantic probability of their pixels as score."""
         semantic, embedding = self.outputs(images)
-        probs = torch.softmax(semantic.float(), dim=2)
-        conf, label = probs.max(dim=2)                                           # (B, K, h, w)
+        conf, label = torch.softmax(semantic.float(), dim=2).max(dim=2)           # (B, K, h, w)
         out = []
-        for emb, cf, lb, (oh, ow) in zip(embedding.float(), conf, label, orig_sizes):
+        for emb, cf, lb, (oh, ow) in zip(embedding.float(), conf.cpu().numpy(), label.cpu().numpy(), orig_sizes):
             det = Detections()
-            k, h, w = lb.shape
-            where = (lb > 0).cpu().numpy()
-            if where.any():
-                layer, ys, xs = np.nonzero(where)
-                e = emb.permute(0, 2, 3, 1).cpu().numpy()[layer, ys, xs]
-                clusters = mean_shift(e, self.cluster_threshold)
-                cf_np, lb_np = cf.cpu().numpy(), lb.cpu().numpy()
-                rows = np.minimum((np.arange(oh) + 0.5) * h / oh, h - 1).astype(np.int64)
-                cols = np.minimum((np.arange(ow) + 0.5) * w / ow, w - 1).astype(np.int64)
+            _, h, w = lb.shape
+            rows = np.minimum((np.arange(oh) + 0.5) * h / oh, h - 1).astype(np.int64)
+            cols = np.minimum((np.arange(ow) + 0.5) * w / ow, w - 1).astype(np.int64)
+            emb = emb.permute(0, 2, 3, 1).cpu().numpy()                             # (K, h, w, C)
+            for cls in np.unique(lb[lb > 0]):
+                layer, ys, xs = np.nonzero(lb == cls)
+                clusters = mean_shift(emb[layer, ys, xs], self.cluster_threshold)
                 for c in range(clusters.max() + 1):
                     member = clusters == c
-                    if member.sum() < self.min_pixels or not (layer[member] == 0).any():
+                    front = member & (layer == 0)
+                    if member.sum() < self.min_pixels or not front.any():
                         continue
                     amodal = np.zeros((h, w), dtype=bool)
                     visible = np.zeros((h, w), dtype=bool)
                     amodal[ys[member], xs[member]] = True
-                    front = member & (layer == 0)
                     visible[ys[front], xs[front]] = True
-                    cls = np.bincount(lb_np[layer[member], ys[member], xs[member]]).argmax()
-                    score = float(cf_np[layer[member], ys[member], xs[member]].mean())
+                    score = float(cf[layer[member], ys[member], xs[member]].mean())
                     det.add(score, int(cls), amodal[np.ix_(rows, cols)], visible[np.ix_(rows, cols)])
             out.append(det)
         return out

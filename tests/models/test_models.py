@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from amodaldata.masks import Mask
 from amodaldata.scene import Scene
 from models import build_model
 from models.data import ShardDataset, collate, scene_sample
+from models.embedding import downsample_labels
 from models.results import coco_results
 
 #: Small widths so that a step takes a fraction of a second on CPU.
@@ -123,3 +125,39 @@ def test_unknown_model_and_option_are_refused():
         build_model("yolo", {})
     with pytest.raises(ValueError, match="bad option for model 'sln'"):
         build_model("sln", {"layers": 3})
+
+
+def test_embedding_decoding_recovers_instances_from_perfect_outputs(batch):
+    model = build_model("embedding", CONFIGS["embedding"]).eval()
+    classes = downsample_labels(batch["layered_classes"], 16, 16).long()       # (B, K, 16, 16)
+    inst = downsample_labels(batch["layered_instances"], 16, 16).long()
+    semantic = F.one_hot(classes, 4).permute(0, 1, 4, 2, 3).float() * 20
+    embedding = torch.zeros(2, 2, 6, 16, 16)
+    embedding[:, :, 0] = inst.float() * 3                                       # centres 3 apart (L1)
+    model.outputs = lambda images: (semantic, embedding)
+    detections = model.predict(batch["images"], [(16, 16), (16, 16)])
+    for det, ids, cls in zip(detections, inst, classes):
+        expected = {int(r): ((ids == r).any(0).numpy(), (ids[0] == r).numpy(), int(cls[ids == r][0]))
+                    for r in ids[0].unique() if r > 0}
+        got = sorted(((a, v, lab) for a, v, lab in zip(det.amodal, det.visible, det.labels)),
+                     key=lambda x: np.flatnonzero(x[0])[0])
+        want = sorted(expected.values(), key=lambda x: np.flatnonzero(x[0])[0])
+        assert len(got) == len(want) == 3
+        for (a, v, lab), (ea, ev, elab) in zip(got, want):
+            assert np.array_equal(a, ea) and np.array_equal(v, ev) and lab == elab
+        assert all(s == pytest.approx(1.0) for s in det.scores)
+
+
+def test_sln_decoding_of_ground_truth_semdist_maps_gives_the_masks(batch):
+    # ROIs covering the whole image at one sample per pixel: the decoders (Eq. 2, 3) must give back the masks
+    model = build_model("sln", CONFIGS["sln"]).eval()
+    targets = batch["targets"]
+    whole = [torch.tensor([[0.0, 0.0, 64.0, 64.0]]).repeat(len(t["semdist"]), 1) for t in targets]
+    scores = [torch.linspace(0.9, 0.5, len(t["semdist"])) for t in targets]
+    model.semdist_rois = lambda images: (whole, scores, torch.cat([t["semdist"] for t in targets]))
+    detections = model.predict(batch["images"], [(64, 64), (64, 64)])
+    for det, t, sc in zip(detections, targets, scores):
+        assert det.scores == pytest.approx(sc.tolist())
+        for a, v, ea, ev in zip(det.amodal, det.visible, t["amodal"], t["visible"]):
+            assert np.array_equal(a, ea.numpy()) and np.array_equal(v, ev.numpy())
+        assert any((ea & ~ev).any() for ea, ev in zip(t["amodal"], t["visible"]))   # occlusion is exercised
