@@ -23,10 +23,6 @@ if TYPE_CHECKING:
     from amodaldata.layers import LayerStack
     from amodaldata.scene import Scene
 
-#: Number of boundary steps a perimeter chord spans (see :func:`perimeters`; the code composes 4 steps).
-CHORD = 4
-
-
 @dataclass(frozen=True, eq=False)
 class Pieces:
     """Column runs of ``n_masks`` masks on a ``height x width`` image, sorted by (mask, column, top).
@@ -121,11 +117,6 @@ class Pieces:
         """Whether piece ``piece`` (an index from :meth:`locate`, -1 for none) covers the pixel of ``key``."""
         start, stop = self._bounds
         return (start[piece] <= key) & (key < stop[piece])
-
-    def contains(self, mask: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Whether pixel ``(y, x)`` (at most one pixel outside the image) is in mask ``mask``."""
-        key = self.key(mask, x, y)
-        return self.holds(self.locate(key), key)
 
 
 def _segmented_cumsum(values: np.ndarray, segment: np.ndarray) -> np.ndarray:
@@ -254,8 +245,8 @@ def boundary(pieces: Pieces) -> Boundary:
 
 
 def perimeters(b: Boundary, n_masks: int) -> np.ndarray:
-    """Boundary length of each mask, in pixels: the sum over its rings of chords spanning :data:`CHORD` steps
-    (divided by :data:`CHORD`); rings of fewer than ``4 * CHORD`` steps are measured step by step.
+    """Boundary length of each mask, in pixels: the sum over its rings of the chords spanning 4 steps, divided
+    by 4; a ring of fewer than 16 steps (a blob of a few pixels) is measured step by step.
 
     The plain marching-squares length overestimates a digital disk's perimeter by about 5 % (its steps only
     go in 8 directions); chords over 4 steps follow the true outline to within about 1 % at any orientation.
@@ -263,8 +254,9 @@ def perimeters(b: Boundary, n_masks: int) -> np.ndarray:
     n = b.mask.size
     if n == 0:
         return np.zeros(n_masks)
-    # Rings have an even number of sides; one shorter than 4 * CHORD = 16 comes back to its start within 14
-    # steps. The even step counts are composed from the 2-, 4- and 8-step successors.
+    # A ring is a closed walk over 4-adjacent 2x2 cells, so it has an even number of steps; one shorter than 16
+    # comes back to its start within 14 steps. Even step counts are composed from the 2-, 4- and 8-step
+    # successors.
     start = np.arange(n)
     two = b.nxt[b.nxt]
     four = two[two]
@@ -272,10 +264,9 @@ def perimeters(b: Boundary, n_masks: int) -> np.ndarray:
     short_ring = np.zeros(n, dtype=bool)
     for ahead in (two, four, two[four], eight, two[eight], four[eight], two[four[eight]]):
         short_ring |= ahead == start
-    chord_end = four
-    chord = np.hypot(b.x2[chord_end] - b.x2, b.y2[chord_end] - b.y2) / (2 * CHORD)
-    step_length = np.hypot(b.x2[b.nxt] - b.x2, b.y2[b.nxt] - b.y2) / 2
-    return np.bincount(b.mask, weights=np.where(short_ring, step_length, chord), minlength=n_masks)
+    chord = np.hypot(b.x2[four] - b.x2, b.y2[four] - b.y2) / 8          # doubled coordinates, 4 steps
+    step = np.hypot(b.x2[b.nxt] - b.x2, b.y2[b.nxt] - b.y2) / 2
+    return np.bincount(b.mask, weights=np.where(short_ring, step, chord), minlength=n_masks)
 
 
 def edge_pixels(b: Boundary, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:

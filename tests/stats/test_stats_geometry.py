@@ -152,8 +152,9 @@ def test_traced_boundary_matches_brute_force_on_random_masks(bitmaps):
         assert steps[traced.mask == k].sum() == pytest.approx(brute_steps(bitmap))
         assert hull_areas(pieces)[k] == pytest.approx(brute_hull(bitmap))
         assert np.array_equal(np.unique(flat[owner == k]), np.flatnonzero(label_edges(bitmap)))
-        ys, xs = np.mgrid[:9, :11]
-        assert np.array_equal(pieces.contains(np.full(99, k), xs.ravel(), ys.ravel()), bitmap.ravel())
+        ys, xs = np.mgrid[-1:10, -1:12]                                  # the image and a ring outside it
+        key = pieces.key(np.full(xs.size, k), xs.ravel(), ys.ravel())
+        assert np.array_equal(pieces.holds(pieces.locate(key), key), np.pad(bitmap, 1).ravel())
 
 
 def test_pieces_from_rle_equal_pieces_from_the_bitmap():
