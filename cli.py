@@ -270,7 +270,7 @@ def eval_group() -> None:
 
 @eval_group.command("segm")
 @_gt_arg
-@click.argument("pred", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("pred", type=click.Path(exists=True, path_type=Path))
 @_from_opt
 @_classes_opt
 @click.option("--gt-mask", type=click.Choice(["amodal", "visible"]), default="amodal", show_default=True,
@@ -288,7 +288,9 @@ def eval_group() -> None:
 def eval_segm(gt: Path, pred: Path, src_format: str | None, classes: str, gt_mask: str, min_occlusion: float,
          annotator: str, max_dets: tuple[int, ...], json_out: Path | None, csv_out: Path | None,
          on_error: str) -> None:
-    """Amodal segmentation AP/AR of PRED (COCO results JSON) against GT, per occlusion level and subset."""
+    """Amodal segmentation AP/AR of PRED against GT, per occlusion level and subset.
+
+    PRED is a COCO results JSON or prediction shards (regions scored by extra["score"])."""
     from amodaldata.evaluation import evaluate_segmentation, read_predictions
     from amodaldata.evaluation.predictions import image_sizes
     from amodaldata.evaluation.report import segmentation_table, write_csv, write_json
@@ -308,7 +310,7 @@ def eval_segm(gt: Path, pred: Path, src_format: str | None, classes: str, gt_mas
 
 @eval_group.command("order")
 @_gt_arg
-@click.argument("pred", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("pred", type=click.Path(exists=True, path_type=Path))
 @_from_opt
 @click.option("--source", type=click.Choice(["auto", "order", "masks", "semdist"]), default="auto",
               show_default=True, help="Predicted order from the 'order' ranks, the amodal + visible masks, or the "

@@ -13,7 +13,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Hashable, Mapping
+from typing import Any, Hashable, Iterable, Mapping
 
 import numpy as np
 
@@ -87,12 +87,17 @@ class PredictionSet:
 
 
 def read_predictions(path: str | Path, sizes: Mapping[str, tuple[int, int]]) -> PredictionSet:
-    """Read a COCO results JSON file.
+    """Read a COCO results JSON file, or prediction shards (a ``.parquet`` file or a folder of them, see
+    :func:`predictions_from_scenes`).
 
     ``sizes`` maps image keys (:func:`image_key`) to ``(height, width)``; entries for other images are not
     read (as the official COCOA API filters them) but counted in :attr:`PredictionSet.unknown_images`.
     """
     path = Path(path)
+    if path.is_dir() or path.suffix == ".parquet":
+        from ..shards import read_shards
+
+        return predictions_from_scenes(read_shards(path), sizes, file=str(path))
     try:
         with open(path, "rb") as fh:
             data = json.load(fh)
@@ -129,6 +134,34 @@ def predictions_from_entries(entries: list[Any], sizes: Mapping[str, tuple[int, 
             out.append(_prediction(entry, index, image_id, sizes[key], base))
         except AmodalDataError as err:
             raise err.located(file=file, image_id=image_id, annotation_id=f"entry {index}")
+    return PredictionSet(out, unknown, file)
+
+
+def predictions_from_scenes(scenes: Iterable[Scene], sizes: Mapping[str, tuple[int, int]], *,
+                            file: str | None = None) -> PredictionSet:
+    """Predictions held as Scenes (prediction shards): each region is one detection, its amodal mask the
+    prediction, ``extra["score"]`` its score (1.0 when absent), its given visible mask and ``depth_rank`` the
+    predicted visible part and order, ``category_id`` the predicted class."""
+    out: list[Prediction] = []
+    unknown: dict[str, int] = {}
+    index = 0
+    for scene in scenes:
+        key = image_key(scene.id)
+        if key not in sizes:
+            unknown[key] = unknown.get(key, 0) + len(scene.regions)
+            index += len(scene.regions)
+            continue
+        if (scene.height, scene.width) != tuple(sizes[key]):
+            raise GeometryError(f"prediction scene is {scene.height}x{scene.width}, the ground truth "
+                                f"{sizes[key][0]}x{sizes[key][1]}", file=file, image_id=scene.id)
+        for region in scene.regions:
+            score = region.extra.get("score", 1.0)
+            if not isinstance(score, (int, float)) or isinstance(score, bool) or not math.isfinite(score):
+                raise AnnotationError(f"'score' must be a finite number, got {score!r}", file=file,
+                                      image_id=scene.id, region_id=region.id)
+            out.append(Prediction(scene.id, region.amodal, float(score), region.category_id, region.visible,
+                                  region.depth_rank, None, index))
+            index += 1
     return PredictionSet(out, unknown, file)
 
 

@@ -87,3 +87,36 @@ def test_semdist_of_the_wrong_shape(tmp_path):
     with pytest.raises(AnnotationError, match="shape"):
         pred.load_semdist()
     assert isinstance(pred.mask, Mask)
+
+
+def test_prediction_shards_score_like_the_json_results(tmp_path, cocoa_json):
+    from amodaldata.evaluation import evaluate_segmentation
+    from amodaldata.shards import write_shards
+    from converters.cocoa import read_cocoa
+
+    gt = list(read_cocoa(cocoa_json))
+    preds = list(read_cocoa(cocoa_json))
+    for scene in preds:
+        for k, region in enumerate(scene.regions):
+            region.extra = {"score": 1.0 - 0.01 * k}
+    write_shards(preds, tmp_path / "preds", split="test")
+    from_shards = read_predictions(tmp_path / "preds", image_sizes(gt))
+    assert len(from_shards.predictions) == sum(len(s.regions) for s in gt)
+    assert from_shards.predictions[1].score == pytest.approx(0.99)
+    entries = [{"image_id": s.id, "segmentation": r.amodal.to_rle(), "score": r.extra["score"]}
+               for s in preds for r in s.regions]
+    from_json = read_predictions(write(tmp_path, entries), image_sizes(gt))
+    a = [b.to_dict() for b in evaluate_segmentation(gt, from_shards).buckets]
+    b = [b.to_dict() for b in evaluate_segmentation(gt, from_json).buckets]
+    assert a == b and a[0]["AP"] == pytest.approx(1.0)
+
+
+def test_prediction_shards_with_a_bad_score_name_the_region(tmp_path, cocoa_json):
+    from amodaldata.shards import write_shards
+    from converters.cocoa import read_cocoa
+
+    preds = list(read_cocoa(cocoa_json))
+    preds[0].regions[1].extra = {"score": "high"}
+    write_shards(preds, tmp_path / "preds")
+    with pytest.raises(AnnotationError, match="image 188819, region 2: 'score' must be a finite number"):
+        read_predictions(tmp_path / "preds", image_sizes(preds))
