@@ -56,7 +56,8 @@ def label_rles(labels_colmajor: np.ndarray, height: int, width: int, values: np.
     ends = np.append(starts[1:], n_pix)
     run_label = seq[starts]
     values = np.asarray(values)
-    order = np.argsort(run_label, kind="stable")
+    narrow = np.uint8 if run_label.max(initial=0) < 256 else np.uint16 if run_label.max(initial=0) < 65536 else None
+    order = np.argsort(run_label.astype(narrow) if narrow else run_label, kind="stable")   # radix sort when narrow
     sorted_label = run_label[order]
     lo = np.searchsorted(sorted_label, values, side="left")
     hi = np.searchsorted(sorted_label, values, side="right")
@@ -89,20 +90,22 @@ def label_rles(labels_colmajor: np.ndarray, height: int, width: int, values: np.
     x = counts.copy()
     back2 = local > 2
     x[back2] -= counts[np.flatnonzero(back2) - 2]
-    chars = np.zeros((x.size, 13), dtype=np.uint8)
-    used = np.zeros((x.size, 13), dtype=bool)
+    width = -(-(int(n_pix).bit_length() + 1) // 5) + 1     # 5 bits per character, plus the sign
+    chars = np.zeros((x.size, width), dtype=np.uint8)
+    used = np.zeros((x.size, width), dtype=bool)
+    n_chars = np.zeros(x.size, dtype=np.int64)
     active = np.ones(x.size, dtype=bool)
-    for k in range(13):
+    for k in range(width):
         c = x & 0x1F
         x = x >> 5
-        more = np.where(c & 0x10, x != -1, x != 0)
-        chars[:, k] = (c | (more * 0x20)) + 48
+        more = x != -((c >> 4) & 1)                         # 0x10 set: a negative tail ends at -1, else at 0
+        chars[:, k] = (c | (more << 5)) + 48
         used[:, k] = active
+        n_chars += active
         active &= more
         if not active.any():
             break
     text = chars[used].tobytes().decode("ascii")
-    n_chars = used.sum(axis=1)
     bounds = np.concatenate(([0], np.cumsum(np.bincount(owner, weights=n_chars, minlength=values.size))))
     bounds = bounds.astype(np.int64)
     return [text[bounds[j]:bounds[j + 1]] for j in range(values.size)]

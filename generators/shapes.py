@@ -323,7 +323,7 @@ def generate_scene(config: ShapesConfig, rng: np.random.Generator, index: int, s
     painted = paint(config, shapes)
     m = len(painted.kept)
     rids = [m - k for k in range(m)]                 # nearest first
-    lut = np.zeros(len(shapes) + 1, dtype=np.int32)
+    lut = np.zeros(len(shapes) + 1, dtype=np.uint8 if m < 256 else np.int32)
     lut[np.asarray(painted.kept, dtype=np.int64) + 1] = rids
     labels = lut[painted.top]
     visible_counts = label_rles(labels, size, size, np.arange(1, m + 1))
