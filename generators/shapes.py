@@ -97,11 +97,13 @@ class ShapesConfig:
             raise ValueError(f"mask_size must be >= 0, got {self.mask_size}")
         if not 0 <= self.png_compression <= 9:
             raise ValueError(f"png_compression must lie in 0..9, got {self.png_compression}")
-        for name in self.classes:   # pycocotools divides 0 by 0 on an edge shorter than its 0.2 px grid
+        for name in self.classes:
+            # pycocotools rounds vertices to a 0.2 px grid and divides 0 by 0 on an edge whose ends meet there;
+            # ends at least 0.3 px apart (more than the cell diagonal, 0.28) never do
             tpl = _template(name, self.size * (1 + self.size_jitter))
             shortest = float(np.linalg.norm(tpl - np.roll(tpl, -1, axis=0), axis=1).min())
-            if shortest * self.size * (1 - self.size_jitter) < 0.5:
-                raise ValueError(f"{name}s would have edges under 0.5 px at size {self.size} with size jitter "
+            if shortest * self.size * (1 - self.size_jitter) < 0.3:
+                raise ValueError(f"{name}s would have edges under 0.3 px at size {self.size} with size jitter "
                                  f"{self.size_jitter}; use a larger image or less jitter")
 
     @property
