@@ -2,13 +2,17 @@
 rasterisation of the same polygons, with peak memory at two input sizes.
 
 The five built-in COCOA annotations are repeated (new image and annotation ids) into release files of
-``--small`` and ``--scenes`` scenes in a temporary folder. For each size, three fresh processes run one leg
-each: COCOA -> parquet shards and parquet -> COCOA with :func:`converters.convert.convert` (no images), each
-recording its time and its peak resident memory above the post-import baseline, and the reference:
-pycocotools alone, ``frPyObjects`` + ``merge`` + ``decode`` of every region's polygon (as in
-``bench/targets.py``). Goals: each conversion at most 2x the reference; memory flat as the input grows.
+``--small`` and ``--scenes`` scenes in a temporary folder.
 
-    python bench/convert.py [--scenes 2000] [--small 500]
+- Speed, on the large file, in one process, best of ``--rounds`` rounds with the steps taking turns: COCOA ->
+  parquet shards and parquet -> COCOA with :func:`converters.convert.convert` (no images), the reference
+  (pycocotools alone: ``frPyObjects`` + ``merge`` + ``decode`` of every region's polygon, as in
+  ``bench/targets.py``), and the layer stack alone (polygons -> RLE -> stack, the part every writer needs).
+  Goal: each conversion at most 2x the reference.
+- Memory: each conversion leg on each file size in a fresh process, peak resident memory above its
+  post-import baseline. Goal: flat as the input grows.
+
+    python bench/convert.py [--scenes 2000] [--small 500] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -16,11 +20,17 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from pycocotools import mask as cocomask
+
+from converters.cocoa import read_cocoa
+from converters.convert import convert
 
 GOAL = 2.0
 
@@ -43,74 +53,100 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024        # Linux: KiB
 
 
-def child(leg: str, source: Path, work: Path) -> dict:
-    """Run one leg in this process: ``shards`` (COCOA -> parquet), ``back`` (parquet -> COCOA) or ``ref``
-    (pycocotools rasterisation of every polygon of ``source``); return its time and memory figures."""
-    from pycocotools import mask as cocomask
-
-    from converters.convert import convert
-
-    baseline = peak_mb()
+def leg_shards(source: Path, work: Path) -> float:
+    """COCOA -> parquet shards; its time in seconds."""
+    shutil.rmtree(work / "shards", ignore_errors=True)
     start = time.perf_counter()
-    if leg == "shards":
-        report = convert("cocoa", source, "parquet", work / "shards")
-    elif leg == "back":
-        report = convert("parquet", work / "shards", "cocoa", work / "back.json")
-    else:
-        data = json.loads(source.read_text())
-        sizes = {i["id"]: (i["height"], i["width"]) for i in data["images"]}
-        polygons = [(sizes[a["image_id"]], r["segmentation"]) for a in data["annotations"] for r in a["regions"]]
-        start = time.perf_counter()
-        for (h, w), polygon in polygons:
-            cocomask.decode(cocomask.merge(cocomask.frPyObjects([polygon], h, w)))
-        return {"t": time.perf_counter() - start, "regions": len(polygons)}
-    seconds = time.perf_counter() - start
-    assert not report.skipped
-    return {"t": seconds, "scenes": report.scenes, "baseline_mb": baseline, "peak_mb": peak_mb()}
+    convert("cocoa", source, "parquet", work / "shards")
+    return time.perf_counter() - start
 
 
-def run_size(n: int, folder: Path) -> dict:
-    """The three legs on ``n`` scenes, each in a fresh process."""
-    work = folder / f"n{n}"
-    work.mkdir()
-    source = scaled_copy(n, work / "cocoa.json")
-    out = {"scenes": n, "mb_file": source.stat().st_size / 2**20}
-    for leg in ("shards", "back", "ref"):
-        done = subprocess.run([sys.executable, __file__, "--child", leg, str(source), str(work)], check=True,
-                              capture_output=True, text=True)
-        out[leg] = json.loads(done.stdout.strip().splitlines()[-1])
-    return out
+def leg_back(source: Path, work: Path) -> float:
+    """Parquet shards -> COCOA; its time in seconds."""
+    (work / "back.json").unlink(missing_ok=True)
+    start = time.perf_counter()
+    convert("parquet", work / "shards", "cocoa", work / "back.json")
+    return time.perf_counter() - start
+
+
+def reference(source: Path, work: Path) -> float:
+    """pycocotools alone on every region's polygon (parsing not timed)."""
+    data = json.loads(source.read_text())
+    sizes = {i["id"]: (i["height"], i["width"]) for i in data["images"]}
+    polygons = [(sizes[a["image_id"]], r["segmentation"]) for a in data["annotations"] for r in a["regions"]]
+    start = time.perf_counter()
+    for (h, w), polygon in polygons:
+        cocomask.decode(cocomask.merge(cocomask.frPyObjects([polygon], h, w)))
+    return time.perf_counter() - start
+
+
+def stack_alone(source: Path, work: Path) -> float:
+    """Polygons -> RLE -> layer stack of every scene, what each writer starts from (reading not timed)."""
+    scenes = list(read_cocoa(source))
+    start = time.perf_counter()
+    for scene in scenes:
+        scene.layers
+        scene.invalidate()
+    return time.perf_counter() - start
+
+
+def timing(source: Path, work: Path, rounds: int) -> dict:
+    """Best-of-``rounds`` times of each step, the steps taking turns in every round so that a change of load on
+    the machine hits them alike."""
+    steps = {"ref": reference, "stack": stack_alone, "shards": leg_shards, "back": leg_back}
+    best = {name: float("inf") for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            best[name] = min(best[name], step(source, work))
+    return best
+
+
+def memory(leg: str, source: Path, work: Path) -> dict:
+    """Peak resident memory of one conversion leg, above this process's post-import baseline."""
+    baseline = peak_mb()
+    (leg_shards if leg == "shards" else leg_back)(source, work)
+    return {"extra_mb": peak_mb() - baseline}
+
+
+def child_process(*args: str) -> dict:
+    done = subprocess.run([sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", type=int, default=2000, help="scenes of the large input")
     parser.add_argument("--small", type=int, default=500, help="scenes of the small input (memory comparison)")
-    parser.add_argument("--child", nargs=3, metavar=("LEG", "SOURCE", "WORK"), help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=2, help="timed rounds; the fastest counts")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child[0], Path(args.child[1]), Path(args.child[2]))))
+        kind, source, work = args.child[0], Path(args.child[1]), Path(args.child[2])
+        out = timing(source, work, int(args.child[3])) if kind == "timing" else memory(kind, source, work)
+        print(json.dumps(out))
         return
     with tempfile.TemporaryDirectory(prefix="bench-convert-") as tmp:
-        results = [run_size(n, Path(tmp)) for n in (args.small, args.scenes)]
-    growth = {}
-    for r in results:
-        n, ref = r["scenes"], r["ref"]["t"]
-        print(f"{n} scenes ({r['ref']['regions']} regions, {r['mb_file']:.1f} MB of COCOA JSON), each leg in its "
-              f"own process:")
-        print(f"  pycocotools rasterisation only : {n / ref:7.1f} scenes/s")
-        for label, leg in (("COCOA -> parquet", "shards"), ("parquet -> COCOA", "back")):
-            ratio = r[leg]["t"] / ref
-            extra = r[leg]["peak_mb"] - r[leg]["baseline_mb"]
-            growth.setdefault(leg, []).append(extra)
-            print(f"  {label:<31}: {n / r[leg]['t']:7.1f} scenes/s, ratio {ratio:.2f} "
-                  f"(goal <= {GOAL}: {'met' if ratio <= GOAL else 'NOT met'}), peak memory +{extra:.0f} MB")
-        print(f"  round trip / rasterisation     : {(r['shards']['t'] + r['back']['t']) / ref:.2f}")
-    scale = results[1]["scenes"] / results[0]["scenes"]
-    for label, leg in (("COCOA -> parquet", "shards"), ("parquet -> COCOA", "back")):
-        small, large = growth[leg]
-        print(f"{label} peak memory for {scale:.0f}x the input: {small:.0f} -> {large:.0f} MB above baseline "
-              f"({large / max(small, 1e-9):.2f}x)")
+        peaks = {}
+        for n in (args.small, args.scenes):
+            work = Path(tmp) / f"n{n}"
+            work.mkdir()
+            source = scaled_copy(n, work / "cocoa.json")
+            source_mb = source.stat().st_size / 2**20
+            peaks[n] = {leg: child_process(leg, str(source), str(work))["extra_mb"] for leg in ("shards", "back")}
+        times = child_process("timing", str(source), str(work), str(args.rounds))
+    n, ref = args.scenes, times["ref"]
+    print(f"{n} scenes ({source_mb:.1f} MB of COCOA JSON), best of {args.rounds} rounds in one process:")
+    print(f"  pycocotools rasterisation only  : {n / ref:7.1f} scenes/s")
+    for label, key in (("COCOA -> parquet", "shards"), ("parquet -> COCOA", "back")):
+        ratio = times[key] / ref
+        print(f"  {label:<32}: {n / times[key]:7.1f} scenes/s, ratio {ratio:.2f} "
+              f"(goal <= {GOAL}: {'met' if ratio <= GOAL else 'NOT met'})")
+    print(f"  layer stack alone (in each leg) : {n / times['stack']:7.1f} scenes/s, ratio {times['stack'] / ref:.2f}")
+    print(f"  round trip / rasterisation      : {(times['shards'] + times['back']) / ref:.2f}")
+    for label, key in (("COCOA -> parquet", "shards"), ("parquet -> COCOA", "back")):
+        small, large = peaks[args.small][key], peaks[args.scenes][key]
+        print(f"peak memory of {label}, {args.small} -> {args.scenes} scenes: +{small:.0f} -> +{large:.0f} MB above "
+              f"baseline ({large / max(small, 1e-9):.2f}x; {'flat' if large < 1.5 * small else 'NOT flat'})")
 
 
 if __name__ == "__main__":
