@@ -323,17 +323,16 @@ def _annotation(scene: Scene, region: Region, stack: LayerStack, runs: StackRuns
     if not kept:
         losses.add("annotation ids renumbered (duplicates)", scene.id, rid)
     area = stack.area(rid)
+    hidden_bitmap = None
     if region.visible is not None:        # a given visible mask (KINS, D2SA...) may differ from the stack's
         visible_mask = region.visible
         visible = segmentation(visible_mask) if layout.visible_as_polygons else dict(visible_mask.to_rle())
         hidden_bitmap = region.amodal.to_bitmap() & ~visible_mask.to_bitmap()
         hidden = int(np.count_nonzero(hidden_bitmap))
-        invisible = (lambda: dict(Mask.from_bitmap(hidden_bitmap).to_rle()))
     else:
         visible = runs.visible_rle(rid)
         visible_mask = Mask.from_rle(visible, h, w)
         hidden = int(np.count_nonzero(stack.levels[rid]))
-        invisible = (lambda: runs.invisible_rle(rid))
     ann: dict[str, Any] = {"id": ann_id, "image_id": scene.id, "category_id": cid,
                            layout.amodal: segmentation(region.amodal), layout.amodal_bbox: bbox(region.amodal),
                            "area": area, "iscrowd": region.extra.get("iscrowd", 0),
@@ -341,7 +340,8 @@ def _annotation(scene: Scene, region: Region, stack: LayerStack, runs: StackRuns
     if layout.visible_bbox is not None:
         ann[layout.visible_bbox] = bbox(visible_mask)
     if layout.invisible is not None and hidden:
-        ann[layout.invisible] = invisible()
+        ann[layout.invisible] = dict(Mask.from_bitmap(hidden_bitmap).to_rle()) if hidden_bitmap is not None \
+            else runs.invisible_rle(rid)
     if layout.occlude_rate:
         ann["occlude_rate"] = hidden / area if hidden else 0
     ann.update(order_extra)
