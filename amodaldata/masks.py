@@ -141,22 +141,32 @@ class Mask:
         if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
             raise GeometryError("RLE must be an object with 'size' and 'counts'")
         size = rle["size"]
-        if not (isinstance(size, (list, tuple)) and len(size) == 2):
-            raise GeometryError(f"RLE 'size' must be [height, width], got {size!r}")
-        if [int(size[0]), int(size[1])] != [int(height), int(width)]:
+        if not (isinstance(size, (list, tuple)) and len(size) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in size)):
+            raise GeometryError(f"RLE 'size' must be [height, width] integers, got {size!r}")
+        if [size[0], size[1]] != [int(height), int(width)]:
             raise GeometryError(f"RLE size {list(size)} disagrees with the image size [{height}, {width}]")
         counts = rle["counts"]
         if isinstance(counts, list):
+            if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts):
+                raise GeometryError("uncompressed RLE counts must be non-negative integers")
             if sum(counts) != height * width:
                 raise GeometryError(f"uncompressed RLE counts sum to {sum(counts)}, not {height}x{width}")
             rle = cocomask.frPyObjects({"size": [int(height), int(width)], "counts": counts}, height, width)
         elif not isinstance(counts, (str, bytes)):
             raise GeometryError(f"RLE 'counts' must be a string or a list, got {type(counts).__name__}")
         out = _compressed(rle)
-        try:
-            decoded_area = int(cocomask.area(_for_pycocotools(out)))
-        except Exception as exc:  # pycocotools raises plain errors on corrupt strings
-            raise GeometryError(f"RLE counts cannot be decoded: {exc}") from None
+        raw = out["counts"].encode("ascii", "replace") if isinstance(out["counts"], str) else out["counts"]
+        chars = np.frombuffer(raw, dtype=np.uint8)
+        if chars.size and (chars.min() < 48 or chars.max() > 111):
+            raise GeometryError("RLE counts string has characters outside COCO's alphabet ('0' to 'o')")
+        if chars.size and (int(chars[-1]) - 48) & 0x20:
+            raise GeometryError("RLE counts string ends in the middle of a number (truncated)")
+        runs = rle_runs(raw)
+        if (runs < 0).any() or int(runs.sum()) != height * width:
+            raise GeometryError(f"RLE counts decode to {int(runs.sum())} pixels with "
+                                f"{int((runs < 0).sum())} negative run(s), not {height}x{width}")
+        decoded_area = int(runs[1::2].sum())
         mask = cls(height, width, rle=out)
         mask._area = decoded_area
         return mask

@@ -168,20 +168,17 @@ def _scene(record: dict, anns: list[dict], layout: InstanceLayout, order: OrderF
     return scene
 
 
-def _decoded(mask: Mask, key: str) -> Mask:
-    """The mask, once its RLE is known to decode (pycocotools only finds a corrupt string when decoding)."""
-    if mask.encoding == "rle":
-        try:
-            mask.to_bitmap()
-        except ValueError as exc:
-            raise GeometryError(f"'{key}' RLE does not decode: {exc}") from None
-    return mask
+def _field_mask(segmentation: Any, key: str, height: int, width: int) -> Mask:
+    """The mask of one field (RLE or polygons, validated by :class:`Mask`), its errors naming the field."""
+    try:
+        return Mask.from_segmentation(segmentation, height, width)
+    except GeometryError as err:
+        raise GeometryError(f"'{key}': {err.message}") from None
 
 
 def _region(ann: dict, rid: int, layout: InstanceLayout, names: dict[int, str], height: int,
             width: int) -> Region:
-    amodal = _decoded(Mask.from_segmentation(_require(ann, layout.amodal, (list, dict), "annotation"), height,
-                                             width), layout.amodal)
+    amodal = _field_mask(_require(ann, layout.amodal, (list, dict), "annotation"), layout.amodal, height, width)
     category_id = ann.get("category_id")
     if category_id is not None and (not isinstance(category_id, int) or isinstance(category_id, bool)):
         raise AnnotationError(f"'category_id' must be int, got {type(category_id).__name__}")
@@ -190,10 +187,9 @@ def _region(ann: dict, rid: int, layout: InstanceLayout, names: dict[int, str], 
     visible = ann.get(layout.visible)
     if visible is not None and not isinstance(visible, (list, dict)):
         raise AnnotationError(f"'{layout.visible}' must be RLE or polygons, got {type(visible).__name__}")
-    visible_mask = _decoded(Mask.from_segmentation(visible, height, width), layout.visible) \
-        if visible is not None else None
+    visible_mask = _field_mask(visible, layout.visible, height, width) if visible is not None else None
     if layout.invisible is not None and ann.get(layout.invisible) is not None:   # checked; derived when written
-        _decoded(Mask.from_segmentation(ann[layout.invisible], height, width), layout.invisible)
+        _field_mask(ann[layout.invisible], layout.invisible, height, width)
     return Region(id=rid, amodal=amodal, name=names.get(category_id) if category_id is not None else None,
                   category_id=category_id, visible=visible_mask,
                   extra={k: v for k, v in ann.items() if k not in layout.modelled})
