@@ -143,3 +143,19 @@ def test_mask_needs_exactly_one_encoding():
         Mask(2, 2)
     with pytest.raises(GeometryError):
         Mask.from_bitmap(np.zeros(4))
+
+
+@pytest.mark.parametrize("counts, message", [
+    ("!!!!", "outside COCO's alphabet"),
+    ("abc", "truncated"),
+    ("1", "decode to 1 pixels"),
+    ("", "decode to 0 pixels"),
+])
+def test_corrupt_compressed_rle_is_refused(counts, message):
+    with pytest.raises(GeometryError, match=message):
+        Mask.from_rle({"size": [4, 4], "counts": counts}, 4, 4)
+
+
+def test_uncompressed_rle_with_negative_runs_is_refused():
+    with pytest.raises(GeometryError, match="non-negative"):
+        Mask.from_rle({"size": [2, 2], "counts": [5, -1]}, 2, 2)
