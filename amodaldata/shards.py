@@ -25,15 +25,14 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pycocotools import mask as cocomask
 
 from .errors import AmodalDataError, ErrorPolicy, FormatError, MissingImageError, OnError
 from .masks import Mask
 from .order import OcclusionOrder
 from .scene import Region, Scene
+from .stack_runs import StackRuns
 
 ROW_GROUP_SIZE = 100
 SHARD_PATTERN = re.compile(r"^(?P<split>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
@@ -87,14 +86,10 @@ def _unjson(text: str | None) -> Any:
 def scene_to_row(scene: Scene) -> dict[str, Any]:
     """One shard row (a dict matching :data:`SCHEMA`). Visible masks come from the layer stack unless given."""
     stack = scene.layers
+    runs = StackRuns(stack) if any(r.visible is None for r in scene.regions) else None
     regions = []
     for r in scene.regions:
-        if r.visible is not None:
-            visible = r.visible.to_rle()
-        else:
-            bitmap = stack.visible(r.id)
-            visible = cocomask.encode(np.asfortranarray(bitmap, dtype=np.uint8))
-            visible = {"size": [scene.height, scene.width], "counts": visible["counts"].decode("ascii")}
+        visible = r.visible.to_rle() if r.visible is not None else runs.visible_rle(r.id)
         regions.append({
             "id": r.id, "name": r.name, "category_id": r.category_id, "is_stuff": bool(r.is_stuff),
             "depth_rank": r.depth_rank, "amodal": r.amodal.to_rle(), "visible": visible,

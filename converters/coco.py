@@ -19,9 +19,10 @@ from amodaldata.layers import LayerStack
 from amodaldata.masks import Mask
 from amodaldata.order import OcclusionOrder
 from amodaldata.scene import Region, Scene
+from amodaldata.stack_runs import StackRuns
 
 from .cocoa import IMAGE_FIELDS, _image_file, _require, load_json
-from .encoding import IdAllocator, StackRuns, bbox, image_record, segmentation
+from .encoding import IdAllocator, bbox, image_record, segmentation
 from .jsonio import CocoLayoutWriter
 from .labels import CategoryTable, load_label_map, normalise, resolve
 from .losses import LossReport

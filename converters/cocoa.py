@@ -22,8 +22,9 @@ from amodaldata.errors import AmodalDataError, AnnotationError, ErrorPolicy, Mis
 from amodaldata.masks import Mask
 from amodaldata.order import OcclusionOrder
 from amodaldata.scene import Region, Scene
+from amodaldata.stack_runs import StackRuns
 
-from .encoding import IdAllocator, StackRuns, image_record, segmentation
+from .encoding import IdAllocator, image_record, segmentation
 from .jsonio import CocoLayoutWriter, iter_json
 from .losses import LossReport
 

@@ -13,7 +13,8 @@ from amodaldata.masks import Mask
 from amodaldata.order import OcclusionOrder
 from amodaldata.scene import Region, Scene
 from converters.cocoa import read_cocoa
-from converters.encoding import IdAllocator, StackRuns
+from amodaldata.stack_runs import StackRuns
+from converters.encoding import IdAllocator
 
 
 def encoded(bitmap: np.ndarray) -> str:
