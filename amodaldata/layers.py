@@ -13,7 +13,7 @@ so per-region maps cost only that region's pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator, Mapping
 
 import numpy as np
 
@@ -38,7 +38,7 @@ class LayerStack:
     ids: np.ndarray
     count: np.ndarray
     front_to_back: tuple[int, ...]
-    pixels: dict[int, np.ndarray]
+    pixels: Mapping[int, np.ndarray]
     levels: dict[int, np.ndarray]
 
     @classmethod
@@ -76,12 +76,9 @@ class LayerStack:
         ``pixels`` converted to row-major indices.
         """
         ids, count, levels = _build(front_to_back, height * width)
-        pixels = {}
-        for rid, idx in front_to_back:
-            x, y = np.divmod(idx, height)
-            pixels[rid] = y * width + x
         return cls(ids=ids.reshape(-1, width, height).transpose(0, 2, 1), count=count.reshape(width, height).T,
-                   front_to_back=tuple(rid for rid, _ in front_to_back), pixels=pixels, levels=levels)
+                   front_to_back=tuple(rid for rid, _ in front_to_back),
+                   pixels=RowMajorPixels(dict(front_to_back), height, width), levels=levels)
 
     # -- shape ----------------------------------------------------------------------------------------
     @property
@@ -93,12 +90,45 @@ class LayerStack:
     def shape(self) -> tuple[int, int]:
         return self.count.shape  # type: ignore[return-value]
 
+    @property
+    def column_major(self) -> bool:
+        """True when built from column-major (RLE-order) pixels: ``ids`` and ``count`` are then transposed views
+        of column-major arrays and :meth:`native_pixels` are column-major indices."""
+        return isinstance(self.pixels, RowMajorPixels)
+
+    def native_pixels(self, rid: int) -> np.ndarray:
+        """The region's flat pixel indices in the stack's own layout (see :attr:`column_major`): scatters into
+        arrays of that layout walk memory in order."""
+        return self.pixels.column_major[rid] if isinstance(self.pixels, RowMajorPixels) else self.pixels[rid]
+
+    def planes(self, layers: int, value_of: Mapping[int, int] | None = None, dtype: type = np.int32
+               ) -> np.ndarray:
+        """``(layers, H, W)``: at slice k, ``value_of[rid]`` of the (k+1)-th nearest region (its id when
+        ``value_of`` is None; regions missing from it count as 0), zero-padded below the stack's depth."""
+        h, w = self.shape
+        native = self.ids.transpose(0, 2, 1) if self.column_major else self.ids      # contiguous
+        k = min(layers, self.depth)
+        ids = np.zeros((layers, *native.shape[1:]), dtype=self.ids.dtype)
+        ids[:k] = native[:k]
+        if value_of is None:
+            out = ids
+        else:
+            top = max(self.front_to_back, default=0)
+            if top < 2**20:                      # a lookup table indexed by region id
+                table = np.zeros(top + 1, dtype=dtype)
+                for rid, value in value_of.items():
+                    if 0 < rid <= top:
+                        table[rid] = value
+                out = np.take(table, ids)
+            else:                                # ids too large for a table: map the distinct ones
+                distinct, inverse = np.unique(ids, return_inverse=True)
+                out = np.asarray([value_of.get(int(r), 0) if r else 0 for r in distinct], dtype=dtype)[inverse]
+                out = out.reshape(ids.shape)
+        return out.transpose(0, 2, 1) if self.column_major else out
+
     def padded(self, layers: int) -> np.ndarray:
         """The first ``layers`` slices, zero-padded when the stack is shallower: ``(layers, H, W)``."""
-        out = np.zeros((layers, *self.shape), dtype=self.ids.dtype)
-        k = min(layers, self.depth)
-        out[:k] = self.ids[:k]
-        return out
+        return self.planes(layers)
 
     # -- per-region views -----------------------------------------------------------------------------
     def _dense(self, rid: int, values: np.ndarray, fill, dtype) -> np.ndarray:
@@ -124,7 +154,7 @@ class LayerStack:
 
     def area(self, rid: int) -> int:
         """Amodal pixel count."""
-        return int(self.pixels[rid].size)
+        return int(self.levels[rid].size)
 
     def visible_area(self, rid: int) -> int:
         return int(np.count_nonzero(self.levels[rid] == 0))
@@ -138,6 +168,29 @@ class LayerStack:
         """The deepest visibility level of the region (-1 for an empty mask)."""
         lv = self.levels[rid]
         return int(lv.max()) if lv.size else -1
+
+
+class RowMajorPixels(Mapping[int, np.ndarray]):
+    """Per region, row-major flat indices ``y * W + x``, converted from column-major ones (``x * H + y``) on
+    first access and cached: consumers that never ask (occlusion rates, RLE runs) never pay for it."""
+
+    def __init__(self, column_major: dict[int, np.ndarray], height: int, width: int) -> None:
+        self.column_major = column_major
+        self._height, self._width = height, width
+        self._row_major: dict[int, np.ndarray] = {}
+
+    def __getitem__(self, rid: int) -> np.ndarray:
+        out = self._row_major.get(rid)
+        if out is None:
+            x, y = np.divmod(self.column_major[rid], self._height)
+            out = self._row_major[rid] = y * self._width + x
+        return out
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.column_major)
+
+    def __len__(self) -> int:
+        return len(self.column_major)
 
 
 def _build(front_to_back: list[tuple[int, np.ndarray]], n_pix: int

@@ -194,7 +194,10 @@ class RegionBoxes:
         boxes = np.zeros((len(region_ids), 4), dtype=np.int64)
         local = []
         for box, rid in zip(boxes, region_ids):
-            ys, xs = np.divmod(stack.pixels[rid], w)
+            if stack.column_major:
+                xs, ys = np.divmod(stack.native_pixels(rid), h)
+            else:
+                ys, xs = np.divmod(stack.pixels[rid], w)
             if ys.size:
                 x0, y0 = int(xs.min()), int(ys.min())
                 box[:] = (x0, y0, int(xs.max()) + 1, int(ys.max()) + 1)
@@ -248,15 +251,7 @@ def layered_masks(stack: LayerStack, layers: int, classes: Mapping[int, int]) ->
     """
     if layers < 1:
         raise ValueError(f"layers must be >= 1, got {layers}")
-    h, w = stack.shape
-    n_pix = h * w
-    class_maps = np.zeros(layers * n_pix, dtype=np.int32)
-    for rid in stack.front_to_back:          # scatter each region's pixels of level < K: cost ~ its area
-        if rid in classes:
-            level = stack.levels[rid]
-            near = level < layers
-            class_maps[level[near] * n_pix + stack.pixels[rid][near]] = classes[rid]
-    return LayeredMasks(class_maps.reshape(layers, h, w), stack.padded(layers))
+    return LayeredMasks(stack.planes(layers, classes), stack.planes(layers))
 
 
 def region_classes(scene: Scene, names: Mapping[str, int] | None = None) -> dict[int, int]:
