@@ -142,12 +142,10 @@ def show(input: Path, image_id: str, out: Path, src_format: str, images: Path | 
         --out scene.png
     """
     from amodaldata.render import render_scene, save_image, select_scene
-    from converters import READERS, read
-    from converters.convert import _accepted
+    from converters import read
 
-    options = _accepted(READERS[src_format], {"images": images, "load_images": images is not None}) \
-        if src_format in READERS else {}
-    scene = select_scene(read(src_format, input, **options), image_id, annotator)
+    scene = select_scene(read(src_format, input, images=images, load_images=images is not None), image_id,
+                         annotator)
     click.echo(f"wrote {save_image(render_scene(scene, max_level=max_level), out)}")
 
 
@@ -175,15 +173,12 @@ def stats(src_format: str, input: Path, images: Path | None, json_out: Path | No
     """
     from amodaldata.stats import compute_stats, format_report, plots_available, write_json, write_plots
     from amodaldata.stats.plots import MISSING
-    from converters import READERS, read
-    from converters.convert import _accepted
+    from converters import read
 
     if plots_dir is not None and not plots_available():
         raise click.ClickException(MISSING)
     policy = ErrorPolicy(on_error)
-    options = _accepted(READERS[src_format], {"images": images, "on_error": policy}) \
-        if src_format in READERS else {}
-    result = compute_stats(read(src_format, input, **options), progress=progress)
+    result = compute_stats(read(src_format, input, images=images, on_error=policy), progress=progress)
     click.echo(format_report(result))
     if json_out is not None:
         click.echo(f"wrote {write_json(result, json_out)}")
@@ -205,14 +200,10 @@ class _EvalGroup(click.Group):
 
 
 def _read_ground_truth(gt: Path, src_format: str | None, on_error: str) -> list:
-    from converters import READERS, read
-    from converters.convert import _accepted
-    from converters.detect import detect_format
+    from converters import read
 
-    fmt = src_format or detect_format(gt)
     policy = ErrorPolicy(on_error)
-    options = _accepted(READERS[fmt], {"on_error": policy}) if fmt in READERS else {}
-    scenes = list(read(fmt, gt, **options))
+    scenes = list(read(src_format, gt, on_error=policy))
     if policy.skipped:
         click.echo(policy.summary(), err=True)
     return scenes

@@ -6,6 +6,7 @@ A reader yields :class:`amodaldata.Scene` objects; a writer takes an iterable of
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -16,6 +17,7 @@ from .bsds import read_bsds, write_bsds
 from .cocoa import read_cocoa, write_cocoa
 from .cocoa_cls import read_cocoa_cls, write_cocoa_cls
 from .d2sa import read_d2sa, write_d2sa
+from .detect import detect_format
 from .kins import read_kins, write_kins, write_kins_2020
 from .parquet import read_parquet, write_parquet
 from .targets import write_layered, write_semdist
@@ -43,11 +45,23 @@ WRITERS: dict[str, Callable[..., Any]] = {
 EMBEDS_IMAGES = {"parquet"}
 
 
-def read(fmt: str, path: str | Path, **options: Any) -> Iterator[Scene]:
-    """Read ``path`` in format ``fmt`` (a key of :data:`READERS`)."""
+def accepted_options(func: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:
+    """The options ``func`` declares and that are set (each format takes only its own options)."""
+    params = inspect.signature(func).parameters
+    return {k: v for k, v in options.items() if k in params and v is not None}
+
+
+def read(fmt: str | None, path: str | Path, **options: Any) -> Iterator[Scene]:
+    """Read ``path`` in format ``fmt`` (a key of :data:`READERS`; None: told from the content).
+
+    ``options`` (``images``, ``on_error``, ``load_images``, ...) go to the reader when it declares them, so
+    callers can pass the same options whatever the format.
+    """
+    if fmt is None:
+        fmt = detect_format(path)
     if fmt not in READERS:
         raise FormatError(f"unknown input format {fmt!r}; known: {', '.join(sorted(READERS))}", file=str(path))
-    return READERS[fmt](path, **options)
+    return READERS[fmt](path, **accepted_options(READERS[fmt], options))
 
 
 def write(fmt: str, scenes: Iterable[Scene], out: str | Path, **options: Any) -> Any:

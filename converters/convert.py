@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Iterator
 from amodaldata.errors import AmodalDataError, ErrorPolicy, FormatError, OnError
 from amodaldata.scene import Scene
 
-from . import EMBEDS_IMAGES, READERS, WRITERS
+from . import EMBEDS_IMAGES, READERS, WRITERS, accepted_options
 from .detect import detect_format
 from .labels import load_label_map
 from .losses import LossReport, source_gaps
@@ -28,12 +28,6 @@ class ConversionReport:
     regions: int = 0
     skipped: list[AmodalDataError] = field(default_factory=list)
     losses: list[str] = field(default_factory=list)
-
-
-def _accepted(func: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:
-    """The options ``func`` declares (each format takes only its own)."""
-    params = inspect.signature(func).parameters
-    return {k: v for k, v in options.items() if k in params and v is not None}
 
 
 def _check_output(out: Path, overwrite: bool) -> None:
@@ -84,7 +78,7 @@ def convert(src_format: str | None, input: str | Path, dst_format: str, out: str
                               f"{dst_format} has none")
         options["label_map"] = load_label_map(options["label_map"])
     losses = LossReport()
-    read_options = _accepted(reader, {**options, "images": images, "on_error": policy, "losses": losses,
+    read_options = accepted_options(reader, {**options, "images": images, "on_error": policy, "losses": losses,
                                       "load_images": images is not None and dst_format in EMBEDS_IMAGES})
     report = ConversionReport(output=out, source_format=src_format)
     scenes: Iterable[Scene] = _counting(reader(input, **read_options), report)
@@ -96,7 +90,7 @@ def convert(src_format: str | None, input: str | Path, dst_format: str, out: str
     _remove(tmp)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        writer(scenes, tmp, **_accepted(writer, {**options, "losses": losses}))
+        writer(scenes, tmp, **accepted_options(writer, {**options, "losses": losses}))
         _replace(tmp, out)
     finally:
         _remove(tmp)

@@ -16,7 +16,6 @@ visible masks come from the layer stack.
 from __future__ import annotations
 
 import functools
-import inspect
 import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -113,11 +112,6 @@ class Source:
     objects: list[CutOut]
 
 
-def _accepted(reader: Any, options: dict[str, Any]) -> dict[str, Any]:
-    params = inspect.signature(reader).parameters
-    return {k: v for k, v in options.items() if k in params and v is not None}
-
-
 def decode_rgb(scene: Scene) -> np.ndarray:
     """The scene's image as uint8 ``(H, W, 3)``; its size must be the scene's."""
     if scene.image_bytes is None:
@@ -134,11 +128,9 @@ def decode_rgb(scene: Scene) -> np.ndarray:
 @functools.lru_cache(maxsize=4)
 def load_source(config: OverlayConfig) -> Source:
     """Read the source dataset once per process and cut out every eligible object (module doc)."""
-    from converters import READERS, read
+    from converters import read
 
-    reader = READERS.get(config.source_format)
-    options = _accepted(reader, {"images": config.images, "load_images": True}) if reader else {}
-    scenes = list(read(config.source_format, config.source, **options))
+    scenes = list(read(config.source_format, config.source, images=config.images, load_images=True))
     objects: list[CutOut] = []
     for k, scene in enumerate(scenes):
         stack = scene.layers
