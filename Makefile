@@ -26,6 +26,10 @@ demo: setup
 	$(BIN)/amodaldata convert cocoa $(COCOA_DEMO)/COCOA_demo.json --to layered --layers 3 --out $(DEMO)/layered --overwrite
 	$(BIN)/amodaldata convert cocoa $(COCOA_DEMO)/COCOA_demo.json --images $(COCOA_DEMO) --to parquet --out $(DEMO)/shards --overwrite
 	$(BIN)/amodaldata show $(DEMO)/shards --from parquet --image-id 6608 --out $(DEMO)/scene-6608.png
+	$(BIN)/amodaldata stats cocoa $(COCOA_DEMO)/COCOA_demo.json --json $(DEMO)/stats.json --no-progress
+	$(BIN)/amodaldata gen shapes --n 20 --scenes-per-shard 10 --workers 1 --out $(DEMO)/shapes --no-progress
+	$(BIN)/amodaldata show $(DEMO)/shapes --from parquet --image-id 0 --out $(DEMO)/shapes-0.png
+	$(BIN)/amodaldata eval oracle $(DEMO)/shapes --layers 1-3
 	@echo "demo outputs in $(DEMO)/"
 
 test: setup
