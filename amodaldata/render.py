@@ -10,7 +10,6 @@ from __future__ import annotations
 import colorsys
 import io
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -393,12 +392,10 @@ def save_image(picture: Image.Image, out: str | Path) -> Path:
         raise FormatError(f"cannot tell an image format from the suffix {out.suffix!r} (use .png or .jpg)",
                           file=str(out))
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            picture.save(fh, format=fmt)
+        picture.save(tmp, format=fmt)          # created with the usual permissions (umask), unlike mkstemp
         os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    finally:
+        tmp.unlink(missing_ok=True)
     return out
