@@ -28,7 +28,7 @@ from ..order import OcclusionOrder
 from ..scene import Region, Scene
 from ..targets import depth_order_from_semdist
 from .groundtruth import Annotator, annotator_passes, front_to_back, sort_key
-from .predictions import Prediction, PredictionSet, image_key
+from .predictions import Prediction, PredictionSet, group_by_image
 
 Source = Literal["auto", "order", "masks", "semdist"]
 #: Relation of a pair (a, b): +1 when a is in front, -1 when b is, 0 when undecided.
@@ -118,20 +118,9 @@ def evaluate_order(scenes: Iterable[Scene], predictions: PredictionSet | Sequenc
 
     With ``annotator='each'`` the pairs of every annotator set are pooled.
     """
-    dropped: dict[str, int] = {}
-    if isinstance(predictions, PredictionSet):
-        if predictions.dropped:
-            dropped["predictions for images without ground truth"] = predictions.dropped
-        predictions = predictions.predictions
     passes = annotator_passes(scenes, annotator)
-    by_image: dict[str, list[Prediction]] = {}
-    for pred in predictions:
-        by_image.setdefault(image_key(pred.image_id), []).append(pred)
+    by_image, dropped = group_by_image(predictions, passes)
     known = set().union(*passes) if passes else set()
-    unknown = sum(len(v) for k, v in by_image.items() if k not in known)
-    if unknown:
-        dropped["predictions for images without ground truth"] = \
-            dropped.get("predictions for images without ground truth", 0) + unknown
     used = [p for key, preds in by_image.items() if key in known for p in preds]
     source = _choose_source(used, source)
 

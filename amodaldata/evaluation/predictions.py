@@ -13,7 +13,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Hashable, Iterable, Mapping
+from typing import Any, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -84,6 +84,25 @@ class PredictionSet:
     @property
     def dropped(self) -> int:
         return sum(self.unknown_images.values())
+
+
+def group_by_image(predictions: PredictionSet | Sequence[Prediction], passes: list[dict[str, Scene]]
+                   ) -> tuple[dict[str, list[Prediction]], dict[str, int]]:
+    """Predictions grouped by image key, and the count of those left out because no ground-truth pass
+    (:func:`~amodaldata.evaluation.groundtruth.annotator_passes`) has their image."""
+    dropped: dict[str, int] = {}
+    unknown = 0
+    if isinstance(predictions, PredictionSet):
+        unknown = predictions.dropped
+        predictions = predictions.predictions
+    by_image: dict[str, list[Prediction]] = {}
+    for pred in predictions:
+        by_image.setdefault(image_key(pred.image_id), []).append(pred)
+    known = set().union(*passes) if passes else set()
+    unknown += sum(len(v) for k, v in by_image.items() if k not in known)
+    if unknown:
+        dropped["predictions for images without ground truth"] = unknown
+    return by_image, dropped
 
 
 def read_predictions(path: str | Path, sizes: Mapping[str, tuple[int, int]]) -> PredictionSet:

@@ -29,7 +29,7 @@ from pycocotools import mask as cocomask
 from ..errors import AnnotationError
 from ..scene import Scene
 from .groundtruth import Annotator, GtMask, annotator_passes, crowd_flags, occlusion_rates, scored_masks, sort_key
-from .predictions import Prediction, PredictionSet, image_key
+from .predictions import Prediction, PredictionSet, group_by_image
 
 #: IoU thresholds .50:.05:.95, built as pycocotools builds them (so .75 is the same float).
 IOU_THRESHOLDS = np.linspace(.5, 0.95, int(np.round((0.95 - .5) / .05)) + 1, endpoint=True)
@@ -197,20 +197,8 @@ def evaluate_segmentation(scenes: Iterable[Scene], predictions: PredictionSet | 
     if not max_dets or max_dets[0] < 1:
         raise ValueError(f"max_dets must be positive integers, got {max_dets}")
     buckets = list(buckets) if buckets is not None else default_buckets(min_occlusion)
-    dropped: dict[str, int] = {}
-    if isinstance(predictions, PredictionSet):
-        if predictions.dropped:
-            dropped["predictions for images without ground truth"] = predictions.dropped
-        predictions = predictions.predictions
     passes = annotator_passes(scenes, annotator)
-    by_image: dict[str, list[Prediction]] = {}
-    for pred in predictions:
-        by_image.setdefault(image_key(pred.image_id), []).append(pred)
-    known = set().union(*passes) if passes else set()
-    unknown = sum(len(v) for k, v in by_image.items() if k not in known)
-    if unknown:
-        dropped["predictions for images without ground truth"] = \
-            dropped.get("predictions for images without ground truth", 0) + unknown
+    by_image, dropped = group_by_image(predictions, passes)
 
     per_pass, matches = [], []
     precision = recall = None
@@ -227,7 +215,7 @@ def evaluate_segmentation(scenes: Iterable[Scene], predictions: PredictionSet | 
         precision = recall = None
     return SegmentationResult(buckets=scores, class_aware=class_aware, gt_mask=gt_mask, annotator=annotator,
                               annotator_sets=len(passes), max_dets=max_dets, n_images=n_images,
-                              n_predictions=len(predictions), dropped=dropped, matches=matches,
+                              n_predictions=sum(len(v) for v in by_image.values()), dropped=dropped, matches=matches,
                               precision=precision, recall=recall)
 
 
