@@ -57,23 +57,29 @@ def _for_pycocotools(rle: dict) -> dict:
     return {"size": rle["size"], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
 
 
-def rle_runs(counts: str | bytes) -> np.ndarray:
-    """Run lengths (int64) of a COCO compressed RLE ``counts`` string: pycocotools' ``rleFrString``, vectorised.
+def rle_numbers(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The signed numbers of COCO compressed RLE text (one string or several joined), before the delta step,
+    and the index of each number's last character.
 
     Each number is a little-endian sequence of 5-bit groups (char - 48; bit 0x20: more groups follow; bit 0x10
-    of the last group: negative); from the fourth number on, each is stored as the difference to the number
-    two places before it.
+    of the last group: negative). pycocotools' ``rleFrString``, vectorised.
     """
-    raw = counts.encode("ascii") if isinstance(counts, str) else counts
     c = np.frombuffer(raw, dtype=np.uint8).astype(np.int64) - 48
     if c.size == 0:
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     ends = np.flatnonzero((c & 0x20) == 0)
     starts = np.concatenate(([0], ends[:-1] + 1))
     group = np.arange(c.size) - np.repeat(starts, ends - starts + 1)
     x = np.add.reduceat((c & 0x1F) << (5 * group), starts)
     negative = (c[ends] & 0x10) != 0
     x[negative] -= 1 << (5 * (group[ends[negative]] + 1))
+    return x, ends
+
+
+def rle_runs(counts: str | bytes) -> np.ndarray:
+    """Run lengths (int64) of a COCO compressed RLE ``counts`` string: from the fourth number on, each is stored
+    as the difference to the number two places before it (:func:`rle_numbers` reads the numbers)."""
+    x, _ = rle_numbers(counts.encode("ascii") if isinstance(counts, str) else counts)
     x[1::2] = np.cumsum(x[1::2])    # number m > 2 is stored relative to number m - 2
     x[2::2] = np.cumsum(x[2::2])
     return x

@@ -19,9 +19,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..masks import rle_numbers
+
 if TYPE_CHECKING:
     from amodaldata.layers import LayerStack
     from amodaldata.scene import Scene
+
 
 @dataclass(frozen=True, eq=False)
 class Pieces:
@@ -130,24 +133,15 @@ def _segmented_cumsum(values: np.ndarray, segment: np.ndarray) -> np.ndarray:
 
 
 def _decode_rles(counts: list[str | bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decode many COCO compressed RLE strings at once (pycocotools' ``rleFrString``, vectorised).
-
-    Each number is a little-endian sequence of 5-bit groups (character - 48; bit 0x20: more groups follow; bit
-    0x10 of the last group: negative); from the fourth number of a string on, each is stored as the difference
-    to the number two places before it. Returns, per run: its string's index, the flat position where it ends
-    (the cumulative run length) and its index in its string.
+    """Decode many COCO compressed RLE strings at once (:func:`amodaldata.masks.rle_numbers` on the joined text,
+    then the delta step of each string: from its fourth number on, each is stored as the difference to the
+    number two places before it). Returns, per run: its string's index, the flat position where it ends (the
+    cumulative run length) and its index in its string.
     """
     raw = [c.encode("ascii") if isinstance(c, str) else c for c in counts]
-    c = np.frombuffer(b"".join(raw), dtype=np.uint8).astype(np.int64) - 48
-    empty = np.zeros(0, dtype=np.int64)
-    if c.size == 0:
-        return empty, empty, empty
-    ends = np.flatnonzero((c & 0x20) == 0)
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    group = np.arange(c.size) - np.repeat(starts, ends - starts + 1)
-    x = np.add.reduceat((c & 0x1F) << (5 * group), starts)
-    negative = (c[ends] & 0x10) != 0
-    x[negative] -= 1 << (5 * (group[ends[negative]] + 1))
+    x, ends = rle_numbers(b"".join(raw))
+    if x.size == 0:
+        return x, x, x
     owner = np.searchsorted(np.cumsum([len(r) for r in raw]), ends, side="right")
     position = np.arange(x.size) - np.searchsorted(owner, owner)
     # number m > 2 is stored relative to number m - 2: cumulative sums over each parity class from m = 1 and 2
