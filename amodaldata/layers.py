@@ -208,5 +208,5 @@ def _build(front_to_back: list[tuple[int, np.ndarray]], n_pix: int
     max_id = max((rid for rid, _ in front_to_back), default=0)
     ids = np.zeros(depth * n_pix, dtype=np.int32 if max_id < 2**31 else np.int64)
     for rid, idx in front_to_back:
-        ids[levels[rid] * n_pix + idx] = rid
+        ids[levels[rid] * np.int64(n_pix) + idx] = rid          # int64: no overflow on large images
     return ids, count, levels

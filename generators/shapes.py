@@ -362,7 +362,8 @@ def generate_scene(config: ShapesConfig, rng: np.random.Generator, index: int, s
     ids = np.zeros(depth * n_pix, dtype=np.int32)
     if m:
         sizes = [idx.size for idx in painted.pixels]
-        ids[np.concatenate(painted.levels) * n_pix + np.concatenate(painted.pixels)] = np.repeat(rids, sizes)
+        ids[np.concatenate(painted.levels) * np.int64(n_pix) + np.concatenate(painted.pixels)] = \
+            np.repeat(rids, sizes)
     # The stack of the pixels painted above, equal to LayerStack.from_scene(scene) (see the tests): computed once.
     scene.layers = LayerStack(ids=ids.reshape(depth, size, size), count=painted.count.reshape(size, size),
                               front_to_back=tuple(rids), pixels=dict(zip(rids, painted.pixels)),
