@@ -37,7 +37,7 @@ def detect_format(path: str | Path) -> str:
         raise FormatError("no such file", file=str(path))
     with open(path, "rb") as fh:
         head = fh.read(4)
-    if head == b"PAR1":
+    if head == b"PAR1" or path.suffix == ".parquet":
         return "parquet"
     matches, why = _json_matches(path)
     if len(matches) == 1:
