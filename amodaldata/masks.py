@@ -6,7 +6,6 @@ Rasterisation follows pycocotools exactly (``frPyObjects`` then ``merge`` for po
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal, Sequence
 
 import numpy as np
@@ -18,6 +17,14 @@ Encoding = Literal["polygon", "rle", "bitmap"]
 Polygons = list[list[float]]
 
 
+def _coordinates(values: Any) -> np.ndarray | None:
+    """``values`` as a float64 vector when it is a flat list of ints and floats (no bools, strings or None),
+    else None. The type check runs at C speed (``map(type, ...)``), the conversion in numpy."""
+    if not isinstance(values, (list, tuple)) or not set(map(type, values)) <= {int, float}:
+        return None
+    return np.asarray(values, dtype=np.float64)
+
+
 def normalise_polygons(segmentation: Any) -> Polygons:
     """Return a list of flat ``[x1, y1, x2, y2, ...]`` polygons from COCOA's single flat polygon or COCO's list.
 
@@ -26,23 +33,26 @@ def normalise_polygons(segmentation: Any) -> Polygons:
     """
     if not isinstance(segmentation, (list, tuple)) or len(segmentation) == 0:
         raise GeometryError(f"polygon segmentation must be a non-empty list, got {type(segmentation).__name__}")
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in segmentation):
-        polys = [list(segmentation)]
+    if not isinstance(segmentation[0], (list, tuple)):
+        flat = _coordinates(segmentation)
+        if flat is None:
+            raise GeometryError("polygon 0 has a non-numeric coordinate")
+        coords = [flat]
     elif all(isinstance(p, (list, tuple)) for p in segmentation):
-        polys = [list(p) for p in segmentation]
+        coords = [_coordinates(p) for p in segmentation]
     else:
         raise GeometryError("polygon has a non-numeric coordinate (expected numbers or lists of numbers)")
     out: Polygons = []
-    for i, poly in enumerate(polys):
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in poly):
+    for i, arr in enumerate(coords):
+        if arr is None:
             raise GeometryError(f"polygon {i} has a non-numeric coordinate")
-        if len(poly) % 2:
-            raise GeometryError(f"polygon {i} has an odd number of coordinates ({len(poly)})")
-        if len(poly) < 6:
-            raise GeometryError(f"polygon {i} has {len(poly) // 2} point(s); at least 3 are needed")
-        if not all(math.isfinite(v) for v in poly):
+        if arr.size % 2:
+            raise GeometryError(f"polygon {i} has an odd number of coordinates ({arr.size})")
+        if arr.size < 6:
+            raise GeometryError(f"polygon {i} has {arr.size // 2} point(s); at least 3 are needed")
+        if not np.isfinite(arr).all():
             raise GeometryError(f"polygon {i} has a NaN or infinite coordinate")
-        out.append([float(v) for v in poly])
+        out.append(arr.tolist())
     return out
 
 
