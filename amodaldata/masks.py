@@ -152,8 +152,12 @@ class Mask:
         return cls(height, width, polygons=normalise_polygons(segmentation))
 
     @classmethod
-    def from_rle(cls, rle: Any, height: int, width: int) -> "Mask":
-        """A COCO RLE, compressed (``counts`` str/bytes) or uncompressed (``counts`` list); size must match."""
+    def from_rle(cls, rle: Any, height: int, width: int, *, check_counts: bool = True) -> "Mask":
+        """A COCO RLE, compressed (``counts`` str/bytes) or uncompressed (``counts`` list); size must match.
+
+        Compressed counts are decoded once to check that they are well formed and cover exactly the image
+        (``check_counts=False`` skips that for a field that is only carried along).
+        """
         if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
             raise GeometryError("RLE must be an object with 'size' and 'counts'")
         size = rle["size"]
@@ -172,6 +176,8 @@ class Mask:
         elif not isinstance(counts, (str, bytes)):
             raise GeometryError(f"RLE 'counts' must be a string or a list, got {type(counts).__name__}")
         out = _compressed(rle)
+        if not check_counts:
+            return cls(height, width, rle=out)
         raw = out["counts"].encode("ascii", "replace") if isinstance(out["counts"], str) else out["counts"]
         chars = np.frombuffer(raw, dtype=np.uint8)
         if chars.size and (chars.min() < 48 or chars.max() > 111):

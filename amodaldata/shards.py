@@ -86,10 +86,16 @@ def _unjson(text: str | None) -> Any:
 def scene_to_row(scene: Scene) -> dict[str, Any]:
     """One shard row (a dict matching :data:`SCHEMA`). Visible masks come from the layer stack unless given."""
     stack = scene.layers
-    runs = StackRuns(stack) if any(r.visible is None for r in scene.regions) else None
+    runs: StackRuns | None = None
     regions = []
     for r in scene.regions:
-        visible = r.visible.to_rle() if r.visible is not None else runs.visible_rle(r.id)
+        if r.visible is not None:
+            visible = r.visible.to_rle()
+        elif stack.max_level(r.id) <= 0:           # nothing in front of it: the visible part is the amodal mask
+            visible = r.amodal.to_rle()
+        else:
+            runs = runs or StackRuns(stack)
+            visible = runs.visible_rle(r.id)
         regions.append({
             "id": r.id, "name": r.name, "category_id": r.category_id, "is_stuff": bool(r.is_stuff),
             "depth_rank": r.depth_rank, "amodal": r.amodal.to_rle(), "visible": visible,

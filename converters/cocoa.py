@@ -250,7 +250,8 @@ def _region(raw: Any, rid: int, height: int, width: int) -> Region:
     visible_mask = Mask.from_rle(visible, height, width) if visible is not None else None
     invisible = raw.get("invisible_mask")
     if invisible is not None:
-        Mask.from_rle(invisible, height, width)     # validated; it is derived again from the layer stack
+        # its size is checked; the mask itself is derived again from the layer stack, so it is not decoded
+        Mask.from_rle(invisible, height, width, check_counts=False)
     return Region(id=rid, amodal=amodal, name=name, is_stuff=bool(is_stuff), visible=visible_mask,
                   depth_rank=rank, extra={k: v for k, v in raw.items() if k not in REGION_FIELDS})
 
