@@ -118,13 +118,15 @@ def scene_to_row(scene: Scene) -> dict[str, Any]:
 
 
 def row_to_scene(row: dict[str, Any]) -> Scene:
-    """The Scene of one shard row (the inverse of :func:`scene_to_row`)."""
+    """The Scene of one shard row (the inverse of :func:`scene_to_row`). RLE sizes are checked; the counts,
+    written by :func:`scene_to_row`, are not decoded again here."""
     h, w = int(row["height"]), int(row["width"])
     regions = []
     for r in row["regions"] or []:
         polygons = r.get("amodal_polygons")
-        amodal = Mask(h, w, polygons=[list(p) for p in polygons]) if polygons else Mask.from_rle(r["amodal"], h, w)
-        visible = Mask.from_rle(r["visible"], h, w) if r.get("visible_given") else None
+        amodal = (Mask(h, w, polygons=[list(p) for p in polygons]) if polygons
+                  else Mask.from_rle(r["amodal"], h, w, check_counts=False))
+        visible = Mask.from_rle(r["visible"], h, w, check_counts=False) if r.get("visible_given") else None
         regions.append(Region(
             id=int(r["id"]), amodal=amodal, name=r.get("name"), category_id=r.get("category_id"),
             is_stuff=bool(r.get("is_stuff")), visible=visible, depth_rank=r.get("depth_rank"),
