@@ -107,11 +107,6 @@ class OcclusionOrder:
         """True when the graph has the edge ``a -> b``."""
         return (a, b) in self.edges
 
-    def restricted(self, ids: Iterable[int]) -> "OcclusionOrder":
-        """The sub-graph on those region ids."""
-        keep = set(ids)
-        return OcclusionOrder({(a, b) for a, b in self.edges if a in keep and b in keep})
-
     def front_to_back(self, ids: Sequence[int], tie_break: dict[int, Any] | None = None) -> list[int]:
         """A total front-to-back order of ``ids`` consistent with every edge (a topological sort).
 
