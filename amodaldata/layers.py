@@ -29,10 +29,10 @@ class LayerStack:
 
     Attributes:
         ids: int array ``(K, H, W)`` of region ids (0 = none); K is the deepest overlap (0 for an empty scene).
-        count: int array ``(H, W)``: how many regions cover each pixel.
+        count: unsigned int array ``(H, W)``: how many regions cover each pixel.
         front_to_back: region ids in the order the stack was built (nearest first).
         pixels: per region id, the flat indices (``y * W + x``) of its amodal pixels, in no particular order.
-        levels: per region id, its visibility level at each of those pixels.
+        levels: per region id, its visibility level at each of those pixels (the dtype of ``count``).
     """
 
     ids: np.ndarray
@@ -198,7 +198,8 @@ def _build(front_to_back: list[tuple[int, np.ndarray]], n_pix: int
     """The running-count pass over flat pixel indices (any one layout): flat ``ids`` (K * n_pix), ``count``
     (n_pix) and each region's visibility levels. A region's level at its pixels is the number of nearer
     regions already laid there."""
-    count = np.zeros(n_pix, dtype=np.int32)
+    n = len(front_to_back)          # the narrowest counter that cannot overflow: less memory to walk
+    count = np.zeros(n_pix, dtype=np.uint8 if n < 2**8 else np.uint16 if n < 2**16 else np.int32)
     levels: dict[int, np.ndarray] = {}
     for rid, idx in front_to_back:
         level = count[idx]
