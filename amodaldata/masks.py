@@ -95,6 +95,35 @@ def rle_runs(counts: str | bytes) -> np.ndarray:
     return x
 
 
+def _segmented_cumsum(values: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """Cumulative sums restarting at each new value of ``segment`` (sorted)."""
+    if values.size == 0:
+        return values
+    total = np.cumsum(values)
+    first = np.flatnonzero(np.concatenate(([True], segment[1:] != segment[:-1])))
+    offset = np.repeat(total[first] - values[first], np.diff(np.append(first, values.size)))
+    return total - offset
+
+
+def decode_rles(counts: list[str | bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decode many COCO compressed RLE strings at once (:func:`rle_numbers` on the joined text,
+    then the delta step of each string: from its fourth number on, each is stored as the difference to the
+    number two places before it). Returns, per run: its string's index, the flat position where it ends (the
+    cumulative run length) and its index in its string.
+    """
+    raw = [c.encode("ascii") if isinstance(c, str) else c for c in counts]
+    x, ends = rle_numbers(b"".join(raw))
+    if x.size == 0:
+        return x, x, x
+    owner = np.searchsorted(np.cumsum([len(r) for r in raw]), ends, side="right")
+    position = np.arange(x.size) - np.searchsorted(owner, owner)
+    # number m > 2 is stored relative to number m - 2: cumulative sums over each parity class from m = 1 and 2
+    for parity in (1, 2):
+        sel = np.flatnonzero((position >= parity) & (position % 2 == parity % 2))
+        x[sel] = _segmented_cumsum(x[sel], owner[sel])
+    return owner, _segmented_cumsum(x, owner), position
+
+
 def rle_column_major_indices(counts: str | bytes) -> np.ndarray:
     """Column-major flat indices ``x * height + y`` of the pixels of a compressed COCO RLE, ascending: the
     runs of ones expanded (cost ~ the mask's area plus its runs)."""

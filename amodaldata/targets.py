@@ -181,12 +181,14 @@ class RegionCrops:
 @dataclass(frozen=True)
 class RegionBoxes:
     """Each region's amodal box ``(x0, y0, x1, y1)`` (ends exclusive) and its pixels as flat indices into the
-    row-major crop of that box; computed once and shared by every per-region map of a scene."""
+    crop of that box, in the stack's own layout (``column_major``: the crop is stored ``(x, y)``, as COCO runs
+    come, and handed out transposed); computed once and shared by every per-region map of a scene."""
 
     region_ids: list[int]
     boxes: np.ndarray
     local: list[np.ndarray]
     shape: tuple[int, int]
+    column_major: bool
 
     @classmethod
     def of(cls, stack: LayerStack, region_ids: list[int]) -> "RegionBoxes":
@@ -194,17 +196,26 @@ class RegionBoxes:
         boxes = np.zeros((len(region_ids), 4), dtype=np.int64)
         local = []
         for box, rid in zip(boxes, region_ids):
-            if stack.column_major:
-                xs, ys = np.divmod(stack.native_pixels(rid), h)
+            idx = stack.native_pixels(rid)
+            if idx.size == 0:
+                local.append(idx)
+            elif stack.column_major:     # idx = x * h + y, ascending: x0, x1 from the ends, one division
+                xs = idx // h
+                ys = xs * h
+                np.subtract(idx, ys, out=ys)
+                x0, y0 = int(xs[0]), int(ys.min())
+                box[:] = (x0, y0, int(xs[-1]) + 1, int(ys.max()) + 1)
+                bh = int(box[3]) - y0
+                xs *= h - bh                                            # in place: no temporaries
+                np.subtract(idx, xs, out=xs)
+                xs -= x0 * bh + y0
+                local.append(xs)                                        # (x - x0) * bh + (y - y0)
             else:
-                ys, xs = np.divmod(stack.pixels[rid], w)
-            if ys.size:
+                ys, xs = np.divmod(idx, w)
                 x0, y0 = int(xs.min()), int(ys.min())
                 box[:] = (x0, y0, int(xs.max()) + 1, int(ys.max()) + 1)
-                local.append((ys - y0) * (box[2] - x0) + (xs - x0))
-            else:
-                local.append(ys)
-        return cls(list(region_ids), boxes, local, (h, w))
+                local.append((ys - y0) * (int(box[2]) - x0) + (xs - x0))
+        return cls(list(region_ids), boxes, local, (h, w), stack.column_major)
 
 
 def region_crops(stack: LayerStack, region_ids: list[int], values_of: Callable[[int], np.ndarray],
@@ -216,7 +227,7 @@ def region_crops(stack: LayerStack, region_ids: list[int], values_of: Callable[[
     for (x0, y0, x1, y1), local, rid in zip(boxes.boxes, boxes.local, region_ids):
         crop = np.zeros((y1 - y0) * (x1 - x0), dtype=dtype)
         crop[local] = values_of(rid)
-        crops.append(crop.reshape(y1 - y0, x1 - x0))
+        crops.append(crop.reshape(x1 - x0, y1 - y0).T if boxes.column_major else crop.reshape(y1 - y0, x1 - x0))
     return RegionCrops(np.asarray(region_ids, dtype=np.int64), boxes.boxes, crops, boxes.shape)
 
 
@@ -306,7 +317,7 @@ def scene_targets(scene: Scene, *, max_level: int = 4, layers: int = 2, confiden
         "semdist": semdist,
         "instance_layering": layering,
         "global_layering": global_layering_map(stack, max_level),
-        "layer_stack": stack.ids,
+        "layer_stack": stack.ids.astype(np.result_type(stack.ids.dtype, np.int32)),
         "layered_classes": lm.classes,
         "layered_instances": lm.instances,
         "order_edges": np.asarray(sorted(scene.order.edges), dtype=np.int64).reshape(-1, 2),

@@ -210,7 +210,7 @@ def generate_scene(config: OverlayConfig, source: Source, rng: np.random.Generat
     height, width = base.height, base.width
     image = _base_rgb(base).copy()
     stack = base.layers
-    top = stack.ids[0].copy() if stack.depth else np.zeros((height, width), dtype=np.int64)
+    top = stack.ids[0].astype(np.int64) if stack.depth else np.zeros((height, width), dtype=np.int64)
     area = {r.id: stack.area(r.id) for r in base.regions}
     shown = {r.id: stack.visible_area(r.id) for r in base.regions}
     bitmaps = {r.id: r.amodal.to_bitmap() for r in base.regions}

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..masks import rle_numbers
+from ..masks import decode_rles
 
 if TYPE_CHECKING:
     from amodaldata.layers import LayerStack
@@ -62,7 +62,7 @@ class Pieces:
     @classmethod
     def from_rles(cls, counts: list[str | bytes], height: int, width: int) -> "Pieces":
         """From COCO compressed RLE ``counts`` strings (one mask each), decoding only the runs, all at once."""
-        mask, bounds, position = _decode_rles(counts)
+        mask, bounds, position = decode_rles(counts)
         ones = position % 2 == 1                    # run m covers [bounds[m - 1], bounds[m]); odd runs are ones
         return cls.from_intervals(mask[ones], bounds[np.flatnonzero(ones) - 1], bounds[ones], len(counts),
                                   height, width)
@@ -120,35 +120,6 @@ class Pieces:
         """Whether piece ``piece`` (an index from :meth:`locate`, -1 for none) covers the pixel of ``key``."""
         start, stop = self._bounds
         return (start[piece] <= key) & (key < stop[piece])
-
-
-def _segmented_cumsum(values: np.ndarray, segment: np.ndarray) -> np.ndarray:
-    """Cumulative sums restarting at each new value of ``segment`` (sorted)."""
-    if values.size == 0:
-        return values
-    total = np.cumsum(values)
-    first = np.flatnonzero(np.concatenate(([True], segment[1:] != segment[:-1])))
-    offset = np.repeat(total[first] - values[first], np.diff(np.append(first, values.size)))
-    return total - offset
-
-
-def _decode_rles(counts: list[str | bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decode many COCO compressed RLE strings at once (:func:`amodaldata.masks.rle_numbers` on the joined text,
-    then the delta step of each string: from its fourth number on, each is stored as the difference to the
-    number two places before it). Returns, per run: its string's index, the flat position where it ends (the
-    cumulative run length) and its index in its string.
-    """
-    raw = [c.encode("ascii") if isinstance(c, str) else c for c in counts]
-    x, ends = rle_numbers(b"".join(raw))
-    if x.size == 0:
-        return x, x, x
-    owner = np.searchsorted(np.cumsum([len(r) for r in raw]), ends, side="right")
-    position = np.arange(x.size) - np.searchsorted(owner, owner)
-    # number m > 2 is stored relative to number m - 2: cumulative sums over each parity class from m = 1 and 2
-    for parity in (1, 2):
-        sel = np.flatnonzero((position >= parity) & (position % 2 == parity % 2))
-        x[sel] = _segmented_cumsum(x[sel], owner[sel])
-    return owner, _segmented_cumsum(x, owner), position
 
 
 def label_runs(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
