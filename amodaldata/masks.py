@@ -166,8 +166,11 @@ class Mask:
 
     def __init__(self, height: int, width: int, *, polygons: Polygons | None = None,
                  rle: dict | None = None, bitmap: np.ndarray | None = None) -> None:
-        if sum(x is not None for x in (polygons, rle, bitmap)) != 1:
-            raise ValueError("give exactly one of polygons, rle, bitmap")
+        """Give exactly one of ``polygons``, ``rle``, ``bitmap``; or ``polygons`` with the ``rle`` they are known
+        to rasterise to (e.g. both read back from a shard), which spares the rasterisation."""
+        if bitmap is not None and (polygons is not None or rle is not None) or \
+                polygons is None and rle is None and bitmap is None:
+            raise ValueError("give exactly one of polygons, rle, bitmap (or polygons with their rle)")
         self.height, self.width = int(height), int(width)
         self._polygons = polygons
         self._rle = rle

@@ -117,6 +117,11 @@ def scene_to_row(scene: Scene) -> dict[str, Any]:
     }
 
 
+def _rle(stored: dict, height: int, width: int) -> dict:
+    """A stored RLE whose size is checked (its counts were written by :func:`scene_to_row`)."""
+    return Mask.from_rle(stored, height, width, check_counts=False).to_rle()
+
+
 def row_to_scene(row: dict[str, Any]) -> Scene:
     """The Scene of one shard row (the inverse of :func:`scene_to_row`). RLE sizes are checked; the counts,
     written by :func:`scene_to_row`, are not decoded again here."""
@@ -124,7 +129,7 @@ def row_to_scene(row: dict[str, Any]) -> Scene:
     regions = []
     for r in row["regions"] or []:
         polygons = r.get("amodal_polygons")
-        amodal = (Mask(h, w, polygons=[list(p) for p in polygons]) if polygons
+        amodal = (Mask(h, w, polygons=[list(p) for p in polygons], rle=_rle(r["amodal"], h, w)) if polygons
                   else Mask.from_rle(r["amodal"], h, w, check_counts=False))
         visible = Mask.from_rle(r["visible"], h, w, check_counts=False) if r.get("visible_given") else None
         regions.append(Region(
