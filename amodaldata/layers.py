@@ -28,7 +28,8 @@ class LayerStack:
     """The layer stack of one scene and the per-region visibility levels it was built from.
 
     Attributes:
-        ids: int array ``(K, H, W)`` of region ids (0 = none); K is the deepest overlap (0 for an empty scene).
+        ids: integer array ``(K, H, W)`` of region ids (0 = none), in the narrowest type holding the largest id
+            (:func:`id_dtype`); K is the deepest overlap (0 for an empty scene).
         count: unsigned int array ``(H, W)``: how many regions cover each pixel.
         front_to_back: region ids in the order the stack was built (nearest first).
         pixels: per region id, the flat indices (``y * W + x``) of its amodal pixels, in no particular order.
@@ -103,12 +104,13 @@ class LayerStack:
 
     def planes(self, layers: int, value_of: Mapping[int, int] | None = None, dtype: type = np.int32
                ) -> np.ndarray:
-        """``(layers, H, W)``: at slice k, ``value_of[rid]`` of the (k+1)-th nearest region (its id when
-        ``value_of`` is None; regions missing from it count as 0), zero-padded below the stack's depth."""
+        """``(layers, H, W)``: at slice k, ``value_of[rid]`` of the (k+1)-th nearest region (its id, as int32 or
+        int64, when ``value_of`` is None; regions missing from it count as 0), zero-padded below the stack's
+        depth."""
         h, w = self.shape
         native = self.ids.transpose(0, 2, 1) if self.column_major else self.ids      # contiguous
         k = min(layers, self.depth)
-        ids = np.zeros((layers, *native.shape[1:]), dtype=self.ids.dtype)
+        ids = np.zeros((layers, *native.shape[1:]), dtype=np.result_type(self.ids.dtype, np.int32))
         ids[:k] = native[:k]
         if value_of is None:
             out = ids
@@ -193,6 +195,15 @@ class RowMajorPixels(Mapping[int, np.ndarray]):
         return len(self.column_major)
 
 
+def id_dtype(max_id: int) -> type:
+    """The narrowest integer type that holds region ids up to ``max_id``: the stack's memory (and the page
+    faults of allocating it) shrinks with it."""
+    for dtype in (np.uint8, np.uint16, np.int32):
+        if max_id <= np.iinfo(dtype).max:
+            return dtype
+    return np.int64
+
+
 def _build(front_to_back: list[tuple[int, np.ndarray]], n_pix: int
            ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
     """The running-count pass over flat pixel indices (any one layout): flat ``ids`` (K * n_pix), ``count``
@@ -207,7 +218,7 @@ def _build(front_to_back: list[tuple[int, np.ndarray]], n_pix: int
         levels[rid] = level
     depth = int(count.max()) if n_pix else 0
     max_id = max((rid for rid, _ in front_to_back), default=0)
-    ids = np.zeros(depth * n_pix, dtype=np.int32 if max_id < 2**31 else np.int64)
+    ids = np.zeros(depth * n_pix, dtype=id_dtype(max_id))
     for rid, idx in front_to_back:
         ids[levels[rid] * np.int64(n_pix) + idx] = rid          # int64: no overflow on large images
     return ids, count, levels

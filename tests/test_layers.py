@@ -159,3 +159,18 @@ def test_cyclic_order_names_the_scene_and_the_cycle():
         scene.layers
     assert sorted(info.value.cycle) == [1, 2, 3]
     assert "image 42" in str(info.value) and "annotation 5" in str(info.value)
+
+
+@pytest.mark.parametrize("big_id, dtype", [(200, np.uint8), (300, np.uint16), (70_000, np.int32),
+                                           (2**33, np.int64)])
+def test_stack_ids_use_the_narrowest_type_and_keep_every_id(big_id, dtype):
+    square = np.zeros((6, 5), bool)
+    square[1:4, 1:4] = True
+    scene = Scene(id=1, height=6, width=5, regions=[
+        Region(big_id, Mask.from_bitmap(square)), Region(7, Mask.from_bitmap(np.roll(square, 1, axis=0)))],
+        order=OcclusionOrder({(big_id, 7)}))
+    stack = scene.layers
+    assert stack.ids.dtype == dtype
+    assert set(np.unique(stack.ids).tolist()) == {0, 7, big_id}
+    assert stack.padded(3).dtype in (np.int32, np.int64)
+    assert np.array_equal(stack.padded(3)[:2], stack.ids)
