@@ -209,6 +209,25 @@ def _read_ground_truth(gt: Path, src_format: str | None, on_error: str) -> list:
     return scenes
 
 
+def _read_ground_truth_and_predictions(gt: Path, pred: Path, src_format: str | None, on_error: str) -> tuple:
+    from amodaldata.evaluation import read_predictions
+    from amodaldata.evaluation.predictions import image_sizes
+
+    scenes = _read_ground_truth(gt, src_format, on_error)
+    return scenes, read_predictions(pred, image_sizes(scenes))
+
+
+def _write_outputs(summary: dict, json_out: Path | None, rows: list, row_type: type, csv_out: Path | None) -> None:
+    """``--json`` (the summary) and ``--csv`` (one line per row dataclass) of an eval command."""
+    from amodaldata.evaluation.report import write_csv, write_json
+
+    if json_out:
+        click.echo(f"wrote {write_json(summary, json_out)}")
+    if csv_out:
+        columns = list(row_type.__dataclass_fields__)
+        click.echo(f"wrote {write_csv([r.to_dict() for r in rows], csv_out, columns)}")
+
+
 def _layers(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
     try:
         out: set[int] = set()
@@ -282,21 +301,15 @@ def eval_segm(gt: Path, pred: Path, src_format: str | None, classes: str, gt_mas
     """Amodal segmentation AP/AR of PRED against GT, per occlusion level and subset.
 
     PRED is a COCO results JSON or prediction shards (regions scored by extra["score"])."""
-    from amodaldata.evaluation import evaluate_segmentation, read_predictions
-    from amodaldata.evaluation.predictions import image_sizes
-    from amodaldata.evaluation.report import segmentation_table, write_csv, write_json
+    from amodaldata.evaluation import evaluate_segmentation
+    from amodaldata.evaluation.report import segmentation_table
     from amodaldata.evaluation.segmentation import MatchRow
 
-    scenes = _read_ground_truth(gt, src_format, on_error)
-    preds = read_predictions(pred, image_sizes(scenes))
+    scenes, preds = _read_ground_truth_and_predictions(gt, pred, src_format, on_error)
     result = evaluate_segmentation(scenes, preds, class_aware=classes == "aware", gt_mask=gt_mask,
                                    min_occlusion=min_occlusion, annotator=annotator, max_dets=max_dets)
     click.echo(segmentation_table(result))
-    if json_out:
-        click.echo(f"wrote {write_json(result.to_dict(), json_out)}")
-    if csv_out:
-        rows = [m.to_dict() for m in result.matches]
-        click.echo(f"wrote {write_csv(rows, csv_out, list(MatchRow.__dataclass_fields__))}")
+    _write_outputs(result.to_dict(), json_out, result.matches, MatchRow, csv_out)
 
 
 @eval_group.command("order")
@@ -317,20 +330,14 @@ def eval_segm(gt: Path, pred: Path, src_format: str | None, classes: str, gt_mas
 def eval_order(gt: Path, pred: Path, src_format: str | None, source: str, iou_threshold: float, annotator: str,
           json_out: Path | None, csv_out: Path | None, on_error: str) -> None:
     """Pairwise depth order of PRED on every pair of overlapping GT regions, with the trivial baselines."""
-    from amodaldata.evaluation import evaluate_order, read_predictions
+    from amodaldata.evaluation import evaluate_order
     from amodaldata.evaluation.order import PairRow
-    from amodaldata.evaluation.predictions import image_sizes
-    from amodaldata.evaluation.report import order_table, write_csv, write_json
+    from amodaldata.evaluation.report import order_table
 
-    scenes = _read_ground_truth(gt, src_format, on_error)
-    preds = read_predictions(pred, image_sizes(scenes))
+    scenes, preds = _read_ground_truth_and_predictions(gt, pred, src_format, on_error)
     result = evaluate_order(scenes, preds, source=source, iou_threshold=iou_threshold, annotator=annotator)
     click.echo(order_table(result))
-    if json_out:
-        click.echo(f"wrote {write_json(result.to_dict(), json_out)}")
-    if csv_out:
-        rows = [p.to_dict() for p in result.pairs]
-        click.echo(f"wrote {write_csv(rows, csv_out, list(PairRow.__dataclass_fields__))}")
+    _write_outputs(result.to_dict(), json_out, result.pairs, PairRow, csv_out)
 
 
 @eval_group.command("oracle")
