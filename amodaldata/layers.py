@@ -51,8 +51,8 @@ class LayerStack:
         except AmodalDataError as err:
             raise err.located(image_id=scene.id, annotation_id=scene.annotation_id)
         by_id = {r.id: r for r in scene.regions}
-        return cls.from_column_major([(rid, by_id[rid].amodal.column_major_indices()) for rid in order],
-                                     scene.height, scene.width)
+        return cls.from_rles([(rid, by_id[rid].amodal.to_rle()["counts"]) for rid in order],
+                             scene.height, scene.width)
 
     @classmethod
     def from_bitmaps(cls, front_to_back: list[tuple[int, np.ndarray]], height: int, width: int) -> "LayerStack":
@@ -63,23 +63,44 @@ class LayerStack:
     def from_pixels(cls, front_to_back: list[tuple[int, np.ndarray]], height: int, width: int) -> "LayerStack":
         """Build the stack from ``(region id, flat pixel indices y * W + x)`` pairs listed nearest first
         (indices unique, in any order); the work is proportional to the regions' areas."""
-        ids, count, levels = _build(front_to_back, height * width)
+        from .stack_kernels import lay_pixels
+
+        n_pix = height * width
+        sizes = [idx.size for _, idx in front_to_back]
+        pixels = np.concatenate([np.asarray(idx, dtype=np.int64) for _, idx in front_to_back] or
+                                [np.zeros(0, dtype=np.int64)])
+        area_offsets = np.concatenate(([0], np.cumsum(sizes, dtype=np.int64)))
+        count = _counter(len(front_to_back), n_pix)
+        levels = lay_pixels(pixels, area_offsets, count)
+        rids = [rid for rid, _ in front_to_back]
+        ids = _slices(rids, pixels, levels, area_offsets, count)
         return cls(ids=ids.reshape(-1, height, width), count=count.reshape(height, width),
-                   front_to_back=tuple(rid for rid, _ in front_to_back), pixels=dict(front_to_back), levels=levels)
+                   front_to_back=tuple(rids), pixels=dict(front_to_back),
+                   levels=_split(rids, levels, area_offsets))
 
     @classmethod
-    def from_column_major(cls, front_to_back: list[tuple[int, np.ndarray]], height: int, width: int
-                          ) -> "LayerStack":
-        """Like :meth:`from_pixels` with column-major indices ``x * H + y``, the order COCO RLE runs come in.
+    def from_rles(cls, front_to_back: list[tuple[int, str | bytes]], height: int, width: int) -> "LayerStack":
+        """Build the stack from ``(region id, COCO compressed RLE counts)`` pairs listed nearest first, straight
+        from the runs: RLE runs are column-major, so the running count walks memory in runs, which is what
+        makes the stack cheap.
 
-        The running count then walks memory in runs, which is what makes the stack cheap; ``ids`` and
-        ``count`` are returned as transposed views of the column-major arrays (same values, other strides) and
-        ``pixels`` converted to row-major indices.
+        ``ids`` and ``count`` are returned as transposed views of the column-major arrays (same values, other
+        strides); ``pixels`` turn row-major on access (:class:`RowMajorPixels`).
         """
-        ids, count, levels = _build(front_to_back, height * width)
+        from .stack_kernels import decode_runs, lay_runs
+
+        n_pix = height * width
+        raw = [c.encode("ascii") if isinstance(c, str) else bytes(c) for _, c in front_to_back]
+        text = np.frombuffer(b"".join(raw), dtype=np.uint8)
+        starts, ends, run_offsets = decode_runs(text, np.cumsum([len(r) for r in raw], dtype=np.int64))
+        count = _counter(len(front_to_back), n_pix)
+        pixels, levels, area_offsets = lay_runs(starts, ends, run_offsets, count)
+        rids = [rid for rid, _ in front_to_back]
+        ids = _slices(rids, pixels, levels, area_offsets, count)
         return cls(ids=ids.reshape(-1, width, height).transpose(0, 2, 1), count=count.reshape(width, height).T,
-                   front_to_back=tuple(rid for rid, _ in front_to_back),
-                   pixels=RowMajorPixels(dict(front_to_back), height, width), levels=levels)
+                   front_to_back=tuple(rids),
+                   pixels=RowMajorPixels(_split(rids, pixels, area_offsets), height, width),
+                   levels=_split(rids, levels, area_offsets))
 
     # -- shape ----------------------------------------------------------------------------------------
     @property
@@ -204,21 +225,23 @@ def id_dtype(max_id: int) -> type:
     return np.int64
 
 
-def _build(front_to_back: list[tuple[int, np.ndarray]], n_pix: int
-           ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
-    """The running-count pass over flat pixel indices (any one layout): flat ``ids`` (K * n_pix), ``count``
-    (n_pix) and each region's visibility levels. A region's level at its pixels is the number of nearer
-    regions already laid there."""
-    n = len(front_to_back)          # the narrowest counter that cannot overflow: less memory to walk
-    count = np.zeros(n_pix, dtype=np.uint8 if n < 2**8 else np.uint16 if n < 2**16 else np.int32)
-    levels: dict[int, np.ndarray] = {}
-    for rid, idx in front_to_back:
-        level = count[idx]
-        count[idx] = level + 1
-        levels[rid] = level
-    depth = int(count.max()) if n_pix else 0
-    max_id = max((rid for rid, _ in front_to_back), default=0)
-    ids = np.zeros(depth * n_pix, dtype=id_dtype(max_id))
-    for rid, idx in front_to_back:
-        ids[levels[rid] * np.int64(n_pix) + idx] = rid          # int64: no overflow on large images
-    return ids, count, levels
+def _counter(n_regions: int, n_pix: int) -> np.ndarray:
+    """Zeros, one per pixel, in the narrowest unsigned type that cannot overflow when ``n_regions`` regions
+    are laid: less memory to walk."""
+    return np.zeros(n_pix, dtype=np.uint8 if n_regions < 2**8 else np.uint16 if n_regions < 2**16 else np.int32)
+
+
+def _slices(rids: list[int], pixels: np.ndarray, levels: np.ndarray, area_offsets: np.ndarray,
+            count: np.ndarray) -> np.ndarray:
+    """The stack's slices, flat (K * n_pix): each region's id at its pixels in the slice of its level."""
+    from .stack_kernels import fill_ids
+
+    depth = int(count.max()) if count.size else 0
+    ids = np.zeros(depth * count.size, dtype=id_dtype(max(rids, default=0)))
+    fill_ids(ids, pixels, levels, area_offsets, np.asarray(rids, dtype=np.int64), count.size)
+    return ids
+
+
+def _split(rids: list[int], values: np.ndarray, offsets: np.ndarray) -> dict[int, np.ndarray]:
+    """Per region id, its slice of the concatenated ``values``."""
+    return {rid: values[offsets[i]:offsets[i + 1]] for i, rid in enumerate(rids)}

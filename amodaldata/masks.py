@@ -124,15 +124,6 @@ def decode_rles(counts: list[str | bytes]) -> tuple[np.ndarray, np.ndarray, np.n
     return owner, _segmented_cumsum(x, owner), position
 
 
-def rle_column_major_indices(counts: str | bytes) -> np.ndarray:
-    """Column-major flat indices ``x * height + y`` of the pixels of a compressed COCO RLE, ascending: the
-    runs of ones expanded (cost ~ the mask's area plus its runs)."""
-    bounds = np.cumsum(rle_runs(counts))
-    start, end = bounds[0::2][:bounds.size // 2], bounds[1::2]
-    length = end - start
-    return np.repeat(start - (np.cumsum(length) - length), length) + np.arange(int(length.sum()))
-
-
 def rle_flat_indices(counts: str | bytes, height: int, width: int) -> np.ndarray:
     """Row-major flat indices ``y * width + x`` of the pixels of a compressed COCO RLE, without decoding a bitmap.
 
@@ -271,13 +262,6 @@ class Mask:
         if self._bitmap is None:
             self._bitmap = cocomask.decode(_for_pycocotools(self.to_rle())).astype(bool)
         return self._bitmap
-
-    def column_major_indices(self) -> np.ndarray:
-        """Int64 column-major flat indices ``x * H + y`` of the mask's pixels, ascending: straight from the RLE
-        runs, which are column-major (no bitmap is decoded), or from the cached bitmap."""
-        if self._bitmap is not None:
-            return np.flatnonzero(self._bitmap.T)
-        return rle_column_major_indices(self.to_rle()["counts"])
 
     def flat_indices(self) -> np.ndarray:
         """Int64 row-major flat indices ``y * W + x`` of the mask's pixels, in no particular order; from the

@@ -192,6 +192,8 @@ class RegionBoxes:
 
     @classmethod
     def of(cls, stack: LayerStack, region_ids: list[int]) -> "RegionBoxes":
+        from .stack_kernels import column_major_box
+
         h, w = stack.shape
         boxes = np.zeros((len(region_ids), 4), dtype=np.int64)
         local = []
@@ -199,17 +201,10 @@ class RegionBoxes:
             idx = stack.native_pixels(rid)
             if idx.size == 0:
                 local.append(idx)
-            elif stack.column_major:     # idx = x * h + y, ascending: x0, x1 from the ends, one division
-                xs = idx // h
-                ys = xs * h
-                np.subtract(idx, ys, out=ys)
-                x0, y0 = int(xs[0]), int(ys.min())
-                box[:] = (x0, y0, int(xs[-1]) + 1, int(ys.max()) + 1)
-                bh = int(box[3]) - y0
-                xs *= h - bh                                            # in place: no temporaries
-                np.subtract(idx, xs, out=xs)
-                xs -= x0 * bh + y0
-                local.append(xs)                                        # (x - x0) * bh + (y - y0)
+            elif stack.column_major:     # idx = x * h + y, ascending
+                x0, y0, x1, y1, crop_index = column_major_box(idx, h)
+                box[:] = (x0, y0, x1, y1)
+                local.append(crop_index)
             else:
                 ys, xs = np.divmod(idx, w)
                 x0, y0 = int(xs.min()), int(ys.min())
