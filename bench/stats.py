@@ -72,6 +72,10 @@ def main() -> None:
     templates = list(read("cocoa", COCOA_DEMO_JSON))
     regions = sum(len(templates[i % len(templates)].regions) for i in range(args.scenes))
 
+    warm_up = StatsAccumulator()              # imports, compiling the numba loops: not timed
+    for scene in fresh_scenes(templates, len(templates)):
+        warm_up.add(scene)
+    warm_up.result()
     ours = reference = stack = 0.0
     acc = StatsAccumulator()
     for start in range(0, args.scenes, args.chunk):

@@ -88,7 +88,7 @@ def main() -> None:
     base = list(read("cocoa", COCOA_DEMO_JSON, images=COCOA_DEMO_DIR))
     scenes = base * args.repeat
     regions = sum(len(s.regions) for s in scenes)
-    ours(scenes[:len(base)])                  # warm-up (imports, allocator)
+    ours(scenes[:len(base)])                  # warm-up (imports, compiling the numba loops, allocator)
     t_ref, t_stack, t_sln, t_ours, t_boxes = best_times(
         [pycocotools_only, stack_only, sln_targets, ours, ours_in_boxes], scenes, args.rounds)
     ratio = t_sln / t_ref
