@@ -111,8 +111,8 @@ class _Walker:
         where = {"file": file, "image_id": _id(row["image_id"]), "annotation_id": _id(row.get("annotation_id"))}
         key = (row["image_id"], row.get("annotation_id"), row.get("annotator"))
         if key in self.keys:
-            self.add("duplicate-id", f"image id + annotation id + annotator {key[2]!r} already in an earlier row",
-                     **where)
+            self.add("duplicate-id", f"an earlier row has the same image id, annotation id and annotator "
+                     f"({key[2]!r})", **where)
         self.keys.add(key)
         self.image_ids.add(row["image_id"])
         regions = row["regions"] or []
@@ -173,10 +173,12 @@ class _Walker:
             seen.add(rid)
             amodal = self.rle(region["amodal"], h, w, "amodal", **at)
             visible = self.rle(region["visible"], h, w, "visible", **at)
+            if amodal is not None:
+                self.amodal_fields(region, amodal, **at)
             if amodal is None or visible is None:
                 complete = False
                 continue
-            self.region_masks(region, amodal, visible, **at)
+            self.visible_inside(region, amodal, visible, **at)
             checked[rid] = _Checked(region, amodal, visible)
         return checked, complete
 
@@ -190,8 +192,8 @@ class _Walker:
             self.add("rle", f"{key} RLE: {err.message}", **at)
             return None
 
-    def region_masks(self, region: dict[str, Any], amodal: Mask, visible: Mask, **at: Any) -> None:
-        """Polygons against the amodal RLE, visible inside amodal, the stored area."""
+    def amodal_fields(self, region: dict[str, Any], amodal: Mask, **at: Any) -> None:
+        """The stored polygons and area against the amodal RLE."""
         polygons = region["amodal_polygons"]
         if polygons:
             try:
@@ -203,14 +205,16 @@ class _Walker:
                 if differ:
                     self.add("polygons-rle", f"amodal_polygons rasterise to a mask differing from the amodal RLE "
                              f"in {differ} pixel(s)", **at)
+        area = region["area"]
+        if area is not None and area != amodal.area():
+            self.add("area", f"area {area} but the amodal mask has {amodal.area()} pixel(s)", **at)
+
+    def visible_inside(self, region: dict[str, Any], amodal: Mask, visible: Mask, **at: Any) -> None:
         outside = int(np.count_nonzero(visible.to_bitmap() & ~amodal.to_bitmap()))
         allowed = LEAK_RELATIVE * max(visible.area(), 1) if region["visible_given"] else 0
         if outside > allowed:
             self.add("visible-outside-amodal", f"{outside} of {visible.area()} visible pixel(s) lie outside the "
                      "amodal mask", **at)
-        area = region["area"]
-        if area is not None and area != amodal.area():
-            self.add("area", f"area {area} but the amodal mask has {amodal.area()} pixel(s)", **at)
 
     def given_overlaps(self, checked: dict[int, _Checked], h: int, w: int, **where: Any) -> None:
         """Report each region whose given visible mask overlaps an earlier region's given visible mask."""
