@@ -109,6 +109,8 @@ class _Walker:
     def row(self, row: dict[str, Any], file: str) -> None:
         self.report.annotations += 1
         where = {"file": file, "image_id": _id(row["image_id"]), "annotation_id": _id(row.get("annotation_id"))}
+        if row["image_id"] is None:
+            self.add("schema", "row has no image_id", **where)
         key = (row["image_id"], row.get("annotation_id"), row.get("annotator"))
         if key in self.keys:
             self.add("duplicate-id", f"an earlier row has the same image id, annotation id and annotator "
@@ -124,7 +126,8 @@ class _Walker:
         self.image(row, h, w, **where)
         checked, complete = self.regions(regions, h, w, **where)
         self.given_overlaps(checked, h, w, **where)
-        order = self.order(row.get("order") or [], {r["id"] for r in regions if r is not None}, **where)
+        ids = {r["id"] for r in regions if r is not None and r["id"] is not None}
+        order = self.order(row.get("order") or [], ids, **where)
         if complete and order is not None:
             self.stack(checked, order, h, w, **where)
 
@@ -183,6 +186,7 @@ class _Walker:
         return checked, complete
 
     def rle(self, rle: dict | None, h: int, w: int, key: str, **at: Any) -> Mask | None:
+        """The mask of a stored RLE whose size and counts are sound, else None (reported)."""
         if rle is None:
             self.add("rle", f"no {key} RLE", **at)
             return None
@@ -210,6 +214,7 @@ class _Walker:
             self.add("area", f"area {area} but the amodal mask has {amodal.area()} pixel(s)", **at)
 
     def visible_inside(self, region: dict[str, Any], amodal: Mask, visible: Mask, **at: Any) -> None:
+        """Visible pixels outside the amodal mask: none when derived, :data:`LEAK_RELATIVE` when given."""
         outside = int(np.count_nonzero(visible.to_bitmap() & ~amodal.to_bitmap()))
         allowed = LEAK_RELATIVE * max(visible.area(), 1) if region["visible_given"] else 0
         if outside > allowed:
@@ -231,7 +236,7 @@ class _Walker:
             owner[pixels] = rid
 
     # -- order and layer stack ----------------------------------------------------------------------
-    def order(self, edges: list[dict[str, Any]], ids: set[int | None], **where: Any) -> OcclusionOrder | None:
+    def order(self, edges: list[dict[str, Any]], ids: set[int], **where: Any) -> OcclusionOrder | None:
         """The row's order, or None when an edge is unusable or the order has a cycle (both reported)."""
         kept: set[tuple[int, int]] = set()
         usable = True
@@ -262,7 +267,7 @@ class _Walker:
         for rid, region in checked.items():
             at = {**where, "region_id": rid}
             rate, expected = region.stored["occlusion_rate"], stack.occlusion_rate(rid)
-            if rate is not None and abs(rate - expected) > RATE_TOLERANCE:
+            if rate is not None and not abs(rate - expected) <= RATE_TOLERANCE:      # NaN disagrees too
                 hidden = stack.area(rid) - stack.visible_area(rid)
                 self.add("occlude-rate", f"occlusion_rate {rate:.6g} but the layer stack hides {hidden} of "
                          f"{stack.area(rid)} pixels ({expected:.6g})", **at)

@@ -165,6 +165,8 @@ CORRUPTIONS: dict[str, tuple[Callable[[list[dict]], None], dict[str, int], str]]
                    FIRST + ", region 2"),
     "wrong occlusion rate": (lambda rows: _set(rows, 2, "occlusion_rate", 0.5), {"occlude-rate": 1},
                              FIRST + ", region 2"),
+    "NaN occlusion rate": (lambda rows: _set(rows, 1, "occlusion_rate", float("nan")), {"occlude-rate": 1},
+                           FIRST + ", region 1"),
     "edge to a missing region": (lambda rows: rows[0]["order"].append({"front": 1, "back": 99}),
                                  {"unknown-region": 1}, FIRST),
     "cycle": (lambda rows: rows[0]["order"].append({"front": 2, "back": 1}), {"depth-cycle": 1}, FIRST),
@@ -221,12 +223,16 @@ def test_files_that_are_not_shards(cocoa_shards, tmp_path):
     shutil.copytree(cocoa_shards, folder)
     (folder / "notes.parquet").write_text("not Parquet")
     pq.write_table(pa.table({"image_id": ["1"], "caption": ["a cat"]}), folder / "captions.parquet")
+    pq.write_table(pa.table({"image_id": ["1"], "height": ["tall"], "width": [3], "regions": [[]]}),
+                   folder / "texts.parquet")
     report = validate_shards(folder)
-    assert dict(report.counts) == {"parquet": 1, "schema": 1}
+    assert dict(report.counts) == {"parquet": 1, "schema": 2}
     assert report.examples["parquet"][0].where() == "notes.parquet"
     assert report.examples["parquet"][0].message.startswith("not a Parquet file: ")
     assert report.examples["schema"][0].where() == "captions.parquet"
     assert report.examples["schema"][0].message == "not an amodaldata shard: no column(s) height, width, regions"
+    assert report.examples["schema"][1].where() == "texts.parquet"
+    assert report.examples["schema"][1].message.startswith("columns do not read as the shard types: ")
     assert report.annotations == 5          # the real shards were still checked
     runner = CliRunner()
     result = runner.invoke(main, ["validate", str(folder / "notes.parquet")])
