@@ -88,34 +88,45 @@ def convert(args: tuple[str, ...], from_format: str | None, dst_format: str, out
 
 
 @main.command()
-@click.argument("input", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--from", "src_format", help="Input format (cocoa, bsds, cocoa-cls, kins, d2sa); without it, told "
-              "from the content.")
+@click.argument("input", type=click.Path(exists=True, path_type=Path))
+@click.option("--from", "src_format", help="Input format (cocoa, bsds, cocoa-cls, kins, d2sa, parquet); without it, "
+              "told from the content.")
 @click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Folder of the image files: check that every image is on disk.")
-@click.option("--fix", is_flag=True, help="Repair self-intersecting polygons (shapely make_valid) into --out.")
+              help="Folder of the image files: check that every image is on disk (shards: every image stored "
+              "without bytes).")
+@click.option("--fix", is_flag=True, help="Repair self-intersecting polygons (shapely make_valid) into --out "
+              "(annotation files only).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="With --fix: the repaired file.")
 @reports_errors
 def validate(input: Path, src_format: str | None, images: Path | None, fix: bool, out: Path | None) -> None:
     """Check INPUT's schema and geometry; report counts per problem with the first examples.
 
-    Exits 0 only when no problem is left (with --fix, repaired polygons count as solved).
+    INPUT is an annotation file or a Parquet shard file or folder. Exits 0 only when no problem is left (with
+    --fix, repaired polygons count as solved).
 
     \b
     amodaldata validate COCO_amodal_val2014.json --images val2014/
     amodaldata validate instances_train.json --from kins --fix --out instances_train.fixed.json
+    amodaldata validate shards/
     """
     from amodaldata.errors import FormatError
     from amodaldata.validate import LAYOUTS, validate_file
+    from amodaldata.validate_shards import validate_shards
     from converters.detect import detect_format
 
     if fix != (out is not None):
         raise click.UsageError("--fix and --out go together")
     fmt = src_format or detect_format(input)
-    if fmt not in LAYOUTS:
-        raise FormatError(f"validate checks the annotation formats ({', '.join(LAYOUTS)}), not {fmt!r}",
-                          file=str(input))
-    report = validate_file(input, LAYOUTS[fmt], images=images, fix_out=out)
+    if fmt == "parquet":
+        if fix:
+            raise click.UsageError("--fix repairs annotation files only; shards are not rewritten (fix the source "
+                                   "and convert it again)")
+        report = validate_shards(input, images=images)
+    elif fmt in LAYOUTS:
+        report = validate_file(input, LAYOUTS[fmt], images=images, fix_out=out)
+    else:
+        raise FormatError(f"validate checks the annotation formats ({', '.join(LAYOUTS)}) and parquet, "
+                          f"not {fmt!r}", file=str(input))
     click.echo("\n".join(report.lines()))
     sys.exit(0 if report.clean else 1)
 

@@ -36,6 +36,8 @@ from .stack_runs import StackRuns
 
 ROW_GROUP_SIZE = 100
 SHARD_PATTERN = re.compile(r"^(?P<split>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
+#: Columns a shard cannot be read without (the others are optional).
+REQUIRED_COLUMNS = ("image_id", "height", "width", "regions")
 
 _RLE = pa.struct([("size", pa.list_(pa.int32())), ("counts", pa.string())])
 REGION_TYPE = pa.struct([
@@ -298,7 +300,7 @@ def read_shards(path: str | Path, images: str | Path | None = None, *, split: st
             parquet = pq.ParquetFile(shard)
         except (pa.ArrowInvalid, OSError) as exc:
             raise FormatError(f"not a Parquet file: {exc}", file=str(shard)) from None
-        missing = {"image_id", "height", "width", "regions"} - set(parquet.schema_arrow.names)
+        missing = set(REQUIRED_COLUMNS) - set(parquet.schema_arrow.names)
         if missing:
             raise FormatError(f"not an amodaldata shard: no column(s) {', '.join(sorted(missing))}",
                               file=str(shard))

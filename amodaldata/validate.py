@@ -1,7 +1,8 @@
 """Schema and geometry checks of an annotation file, reported as counts per problem with the first examples.
 
 Unlike the readers, which stop at (or skip) the first bad item, validation walks the whole file and reports
-every problem, located by image, annotation and region id. Checks (issue 3):
+every problem, located by image, annotation and region id. Parquet shards are checked by
+:func:`amodaldata.validate_shards.validate_shards` into the same :class:`ValidationReport`. Checks (issue 3):
 
 - JSON that cannot be parsed; missing or mistyped fields; duplicate image / annotation ids and ``order`` values;
   annotations naming an image the ``images`` list lacks; image files missing on disk (with an image folder);
@@ -54,13 +55,18 @@ KINDS: dict[str, str] = {
     "rle": "RLE masks of the wrong size or undecodable",
     "visible-outside-amodal": "visible masks outside the amodal mask",
     "area": "stored area disagreeing with the mask",
-    "occlude-rate": "stored occlude_rate disagreeing with the masks",
+    "occlude-rate": "stored occlude_rate (shards: occlusion_rate) disagreeing with the masks",
     "visible-order": "stored visible masks disagreeing with the occlusion order",
     "depth-cycle": "depth order cycles",
     "duplicate-id": "duplicate ids",
     "unknown-image": "annotations for images the 'images' list lacks",
     "missing-image": "image files missing on disk",
     "unknown-category": "category ids missing from 'categories'",
+    "parquet": "files that are not Parquet",
+    "image": "embedded images that do not decode or are not the row's size",
+    "polygons-rle": "stored amodal polygons disagreeing with the stored amodal RLE",
+    "unknown-region": "order edges naming regions the row lacks",
+    "visible-overlap": "given visible masks of two regions overlapping",
 }
 
 
@@ -94,10 +100,13 @@ class Problem:
     image_id: Any = None
     annotation_id: Any = None
     region_id: Any = None
+    file: str | None = None
 
     def where(self) -> str:
-        parts = [f"{name} {value}" for name, value in (("image", self.image_id), ("annotation", self.annotation_id),
-                                                      ("region", self.region_id)) if value is not None]
+        """``file, image I, annotation A, region R``: the parts that are known."""
+        parts = [self.file] if self.file is not None else []
+        parts += [f"{name} {value}" for name, value in (("image", self.image_id), ("annotation", self.annotation_id),
+                                                       ("region", self.region_id)) if value is not None]
         return ", ".join(parts)
 
 
@@ -157,6 +166,8 @@ def validate_file(path: str | Path, layout: Layout, *, images: str | Path | None
         data = json.loads(path.read_bytes())
     except FileNotFoundError:
         raise AnnotationError("no such file", file=str(path)) from None
+    except IsADirectoryError:
+        raise AnnotationError("a folder, not an annotation file", file=str(path)) from None
     except json.JSONDecodeError as exc:
         report.add("json", f"malformed JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")
         return report
