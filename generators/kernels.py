@@ -156,37 +156,118 @@ def rle_strings(counts: np.ndarray, offsets: np.ndarray) -> list[str]:
 
 # -- the shapes painter ----------------------------------------------------------------------------------
 @numba.njit(cache=True)
-def _erode(pixels: np.ndarray, height: int, width: int, radius: int) -> tuple[np.ndarray, int, int]:
-    """The mask of ``pixels`` (column-major indices) eroded ``radius`` times, alternating a 4-neighbour cross
-    (even steps) and a 3x3 square (odd steps); pixels outside the image count as inside the mask.
+def _pieces(counts: np.ndarray, height: int) -> np.ndarray:
+    """The runs of ones of COCO RLE counts cut at column ends: ``(q, 3)`` rows ``(x, first y, end y)``, in
+    column-major order."""
+    q = 0
+    pos = 0
+    for r in range(counts.size):
+        if r % 2 == 1 and counts[r] > 0:
+            q += (pos + counts[r] - 1) // height - pos // height + 1
+        pos += counts[r]
+    out = np.empty((q, 3), np.int64)
+    q = 0
+    pos = 0
+    for r in range(counts.size):
+        end = pos + counts[r]
+        if r % 2 == 1:
+            p = pos
+            while p < end:
+                x = p // height
+                out[q, 0], out[q, 1], out[q, 2] = x, p - x * height, min(end - x * height, height)
+                q += 1
+                p = min(end, (x + 1) * height)
+        pos = end
+    return out
 
-    Returns the eroded mask over the pixels' bounding box as a ``(columns, rows)`` array and the box's first
-    column and row."""
-    x0, x1, y0, y1 = width, -1, height, -1
-    for p in pixels:
-        x, y = p // height, p % height
-        x0, x1, y0, y1 = min(x0, x), max(x1, x), min(y0, y), max(y1, y)
-    cols, rows = x1 - x0 + 1 + 2 * radius, y1 - y0 + 1 + 2 * radius
-    a = np.zeros((cols, rows), np.uint8)
-    for i in range(cols):
-        x = x0 - radius + i
-        for j in range(rows):
-            y = y0 - radius + j
-            if x < 0 or x >= width or y < 0 or y >= height:
-                a[i, j] = 1
-    for p in pixels:
-        a[p // height - x0 + radius, p % height - y0 + radius] = 1
-    b = np.zeros_like(a)
+
+@numba.njit(cache=True)
+def erosion_reach(radius: int) -> np.ndarray:
+    """The element of ``radius`` erosion steps alternating a 4-neighbour cross (even steps) and a 3x3 square
+    (odd steps), an octagon, as its half-height at each column offset ``-radius..radius`` (index ``d`` is offset
+    ``d - radius``): eroding by the steps in turn equals eroding once by this element."""
+    reach = np.full(2 * radius + 1, -1, np.int64)
+    reach[radius] = 0
     for step in range(radius):
-        for i in range(step + 1, cols - step - 1):
-            for j in range(step + 1, rows - step - 1):
-                if step % 2 == 0:
-                    b[i, j] = a[i, j] & a[i - 1, j] & a[i + 1, j] & a[i, j - 1] & a[i, j + 1]
+        grown = np.full(2 * radius + 1, -1, np.int64)
+        for d in range(2 * radius + 1):
+            for e in range(max(d - 1, 0), min(d + 2, 2 * radius + 1)):
+                if reach[e] >= 0:
+                    if step % 2 == 1 or e == d:          # the square grows every column, the cross its own
+                        grown[d] = max(grown[d], reach[e] + 1)
+                    else:                                # the cross shifts a column sideways
+                        grown[d] = max(grown[d], reach[e])
+        reach = grown
+    return reach
+
+
+@numba.njit(cache=True)
+def _interior_rows(pieces: np.ndarray, height: int, width: int, reach: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The mask of ``pieces`` (:func:`_pieces`, not empty) eroded by the element ``reach``
+    (:func:`erosion_reach`), pixels beyond the image frame counting as inside the mask, as row intervals
+    ``[starts, ends)`` per column: column ``pieces[0, 0] + c`` owns intervals ``first[c]:first[c + 1]``.
+
+    Pixel ``(x, y)`` survives when every column ``x + dx`` of the image holds rows ``y - reach, ..., y + reach``
+    (that offset's reach) inside one run of the mask, a run touching the frame reaching on beyond it: so each
+    column's surviving rows are the intersection, over the offsets, of the neighbouring column's runs shrunk by
+    the reach."""
+    radius = (reach.size - 1) // 2
+    x0 = pieces[0, 0]
+    n_cols = pieces[-1, 0] - x0 + 1
+    n = pieces.shape[0]
+    first_piece = np.zeros(n_cols + 1, np.int64)
+    for q in range(n):
+        first_piece[pieces[q, 0] - x0 + 1] += 1
+    for c in range(n_cols):
+        first_piece[c + 1] += first_piece[c]
+    beyond = height + radius + 1                         # a run touching the frame extends this far past it
+    starts = np.empty(reach.size * n + 1, np.int64)
+    ends = np.empty(reach.size * n + 1, np.int64)
+    first = np.zeros(n_cols + 1, np.int64)
+    cur_s, cur_e = np.empty(n + 1, np.int64), np.empty(n + 1, np.int64)
+    nxt_s, nxt_e = np.empty(n + 1, np.int64), np.empty(n + 1, np.int64)
+    oth_s, oth_e = np.empty(n + 1, np.int64), np.empty(n + 1, np.int64)
+    total = 0
+    for c in range(n_cols):
+        k = 0
+        for q in range(first_piece[c], first_piece[c + 1]):
+            lo = pieces[q, 1] - beyond if pieces[q, 1] == 0 else pieces[q, 1]
+            hi = pieces[q, 2] + beyond if pieces[q, 2] == height else pieces[q, 2]
+            if hi - lo > 2 * reach[radius]:
+                cur_s[k], cur_e[k] = lo + reach[radius], hi - reach[radius]
+                k += 1
+        for d in range(reach.size):
+            x = x0 + c + d - radius
+            if d == radius or k == 0 or reach[d] < 0 or x < 0 or x >= width:
+                continue                                 # beyond the frame: all inside
+            cc = x - x0
+            m = 0
+            if 0 <= cc < n_cols:
+                for q in range(first_piece[cc], first_piece[cc + 1]):
+                    lo = pieces[q, 1] - beyond if pieces[q, 1] == 0 else pieces[q, 1]
+                    hi = pieces[q, 2] + beyond if pieces[q, 2] == height else pieces[q, 2]
+                    if hi - lo > 2 * reach[d]:
+                        oth_s[m], oth_e[m] = lo + reach[d], hi - reach[d]
+                        m += 1
+            i = j = kept = 0
+            while i < k and j < m:
+                lo, hi = max(cur_s[i], oth_s[j]), min(cur_e[i], oth_e[j])
+                if lo < hi:
+                    nxt_s[kept], nxt_e[kept] = lo, hi
+                    kept += 1
+                if cur_e[i] < oth_e[j]:
+                    i += 1
                 else:
-                    b[i, j] = (a[i - 1, j - 1] & a[i - 1, j] & a[i - 1, j + 1] & a[i, j - 1] & a[i, j]
-                               & a[i, j + 1] & a[i + 1, j - 1] & a[i + 1, j] & a[i + 1, j + 1])
-        a, b = b, a
-    return a[radius:cols - radius, radius:rows - radius], x0, y0
+                    j += 1
+            cur_s, nxt_s = nxt_s, cur_s
+            cur_e, nxt_e = nxt_e, cur_e
+            k = kept
+        starts[total:total + k] = cur_s[:k]
+        ends[total:total + k] = cur_e[:k]
+        total += k
+        first[c + 1] = total
+    return starts[:total], ends[:total], first
 
 
 @numba.njit(cache=True)
@@ -199,7 +280,7 @@ def paint_shapes(coords: np.ndarray, starts: np.ndarray, height: int, width: int
     pixel; a shape's level at a pixel is the count of nearer shapes already there. A shape with no pixel, or
     (unless ``keep_hidden``) no level-0 pixel, is skipped. ``top`` (zeros) becomes the draw index + 1 of the
     nearest shape, and ``edge`` (False) True where the nearest shape shows its outline: its mask minus the
-    erosion of :func:`_erode` by ``outline_px``.
+    erosion by ``outline_px`` steps (:func:`erosion_reach`).
 
     Returns the kept draw indices (nearest first); their amodal RLE counts, column-major pixel indices
     (ascending) and levels, each concatenated, with the offsets of each shape's part; and the depth of the
@@ -211,6 +292,7 @@ def paint_shapes(coords: np.ndarray, starts: np.ndarray, height: int, width: int
     pixel_parts = []
     level_parts = []
     depth = 0
+    reach = erosion_reach(outline_px)
     for i in range(n - 1, -1, -1):
         cnts = polygon_counts(coords[starts[i]:starts[i + 1]], height, width)
         area = 0
@@ -244,12 +326,20 @@ def paint_shapes(coords: np.ndarray, starts: np.ndarray, height: int, width: int
             count[p] = level + 1
             depth = max(depth, int(level) + 1)
         if outline_px > 0:
-            inner, x0, y0 = _erode(pixels, height, width, outline_px)
-            for k in range(area):
-                if levels[k] == 0:
-                    p = pixels[k]
-                    if inner[p // height - x0, p % height - y0] == 0:
-                        edge[p] = True
+            pieces = _pieces(cnts, height)
+            starts_in, ends_in, first_in = _interior_rows(pieces, height, width, reach)
+            k = 0
+            for q in range(pieces.shape[0]):
+                x = pieces[q, 0]
+                c = x - pieces[0, 0]
+                t = first_in[c]
+                for y in range(pieces[q, 1], pieces[q, 2]):
+                    while t < first_in[c + 1] and ends_in[t] <= y:
+                        t += 1
+                    inside = t < first_in[c + 1] and starts_in[t] <= y
+                    if levels[k] == 0 and not inside:
+                        edge[x * height + y] = True
+                    k += 1
         kept.append(i)
         counts_parts.append(cnts)
         pixel_parts.append(pixels)
