@@ -28,6 +28,26 @@ SCALE = 5.0
 
 
 @numba.njit(cache=True)
+def _boundary(u: int, v: int, u_before: int, v_before: int, height: int, width: int) -> int:
+    """Step 3 of the module doc for the walk's step from ``(u_before, v_before)`` to ``(u, v)`` (1/5 px grid):
+    the column-major boundary ``x * height + y`` it crosses, or -1 when it crosses no pixel column of the
+    image."""
+    if u == u_before:
+        return -1
+    xd = float(u if u < u_before else u - 1)
+    xd = (xd + 0.5) / SCALE - 0.5
+    if math.floor(xd) != xd or xd < 0 or xd > width - 1:
+        return -1
+    yd = float(v if v < v_before else v_before)
+    yd = (yd + 0.5) / SCALE - 0.5
+    if yd < 0:
+        yd = 0.0
+    elif yd > height:
+        yd = float(height)
+    return int(xd) * height + int(math.ceil(yd))
+
+
+@numba.njit(cache=True)
 def polygon_counts(xy: np.ndarray, height: int, width: int) -> np.ndarray:
     """COCO RLE counts (column-major runs, zeros first) of the polygon ``xy`` (``(k, 2)`` float64 ``x, y``
     vertices) on a ``height`` x ``width`` image: exactly pycocotools' ``rleFrPoly`` (module doc)."""
@@ -39,12 +59,13 @@ def polygon_counts(xy: np.ndarray, height: int, width: int) -> np.ndarray:
         gy[j] = int(SCALE * xy[j, 1] + 0.5)
     gx[k] = gx[0]
     gy[k] = gy[0]
-    m = 0
+    n_points = 0
     for j in range(k):
-        m += max(abs(gx[j] - gx[j + 1]), abs(gy[j] - gy[j + 1])) + 1
-    u = np.empty(m, np.int64)
-    v = np.empty(m, np.int64)
-    m = 0
+        n_points += max(abs(gx[j] - gx[j + 1]), abs(gy[j] - gy[j + 1])) + 1
+    bounds = np.empty(n_points + 1, np.int64)
+    n = 0
+    u_before = v_before = 0
+    first = True                                   # the walk's first point crosses nothing
     for j in range(k):
         xs, xe, ys, ye = gx[j], gx[j + 1], gy[j], gy[j + 1]
         dx, dy = abs(xe - xs), abs(ys - ye)
@@ -52,37 +73,24 @@ def polygon_counts(xy: np.ndarray, height: int, width: int) -> np.ndarray:
         if flip:
             xs, xe = xe, xs
             ys, ye = ye, ys
+        major = max(dx, dy)
         if dx >= dy:
             s = (ye - ys) / dx if dx > 0 else 0.0
-            for d in range(dx + 1):
-                t = dx - d if flip else d
-                u[m] = t + xs
-                v[m] = int(ys + s * t + 0.5)
-                m += 1
         else:
             s = (xe - xs) / dy
-            for d in range(dy + 1):
-                t = dy - d if flip else d
-                v[m] = t + ys
-                u[m] = int(xs + s * t + 0.5)
-                m += 1
-    bounds = np.empty(m + 1, np.int64)
-    n = 0
-    for j in range(1, m):
-        if u[j] == u[j - 1]:
-            continue
-        xd = float(u[j] if u[j] < u[j - 1] else u[j] - 1)
-        xd = (xd + 0.5) / SCALE - 0.5
-        if math.floor(xd) != xd or xd < 0 or xd > width - 1:
-            continue
-        yd = float(v[j] if v[j] < v[j - 1] else v[j - 1])
-        yd = (yd + 0.5) / SCALE - 0.5
-        if yd < 0:
-            yd = 0.0
-        elif yd > height:
-            yd = float(height)
-        bounds[n] = int(xd) * height + int(math.ceil(yd))
-        n += 1
+        for d in range(major + 1):
+            t = major - d if flip else d
+            if dx >= dy:
+                u, v = t + xs, int(ys + s * t + 0.5)
+            else:
+                u, v = int(xs + s * t + 0.5), t + ys
+            if not first:
+                b = _boundary(u, v, u_before, v_before, height, width)
+                if b >= 0:
+                    bounds[n] = b
+                    n += 1
+            first = False
+            u_before, v_before = u, v
     bounds[n] = height * width
     bounds = np.sort(bounds[:n + 1])
     counts = np.empty(n + 1, np.int64)
@@ -279,8 +287,8 @@ def paint_shapes(coords: np.ndarray, starts: np.ndarray, height: int, width: int
     ``count`` (zeros, an unsigned type holding the number of shapes) becomes the number of shapes at each
     pixel; a shape's level at a pixel is the count of nearer shapes already there. A shape with no pixel, or
     (unless ``keep_hidden``) no level-0 pixel, is skipped. ``top`` (zeros) becomes the draw index + 1 of the
-    nearest shape, and ``edge`` (False) True where the nearest shape shows its outline: its mask minus the
-    erosion by ``outline_px`` steps (:func:`erosion_reach`).
+    nearest shape, and ``edge`` (``(height, width)`` bool, False, row-major like the picture) True where the
+    nearest shape shows its outline: its mask minus the erosion by ``outline_px`` steps (:func:`erosion_reach`).
 
     Returns the kept draw indices (nearest first); their amodal RLE counts, column-major pixel indices
     (ascending) and levels, each concatenated, with the offsets of each shape's part; and the depth of the
@@ -291,55 +299,50 @@ def paint_shapes(coords: np.ndarray, starts: np.ndarray, height: int, width: int
     counts_parts = []
     pixel_parts = []
     level_parts = []
-    depth = 0
     reach = erosion_reach(outline_px)
     for i in range(n - 1, -1, -1):
         cnts = polygon_counts(coords[starts[i]:starts[i + 1]], height, width)
-        area = 0
-        for r in range(1, cnts.size, 2):
-            area += cnts[r]
-        pixels = np.empty(area, np.int64)
-        pos = 0
-        k = 0
-        for r in range(cnts.size):
-            if r % 2 == 1:
-                for p in range(pos, pos + cnts[r]):
-                    pixels[k] = p
-                    k += 1
-            pos += cnts[r]
-        if area == 0:
-            continue
+        pieces = _pieces(cnts, height)
         hidden = True
-        for p in pixels:
-            if count[p] == 0:
-                hidden = False
-                break
-        if hidden and not keep_hidden:
+        area = 0
+        for q in range(pieces.shape[0]):
+            area += pieces[q, 2] - pieces[q, 1]
+            column = pieces[q, 0] * height
+            for y in range(pieces[q, 1], pieces[q, 2]):
+                if hidden and count[column + y] == 0:
+                    hidden = False
+        if area == 0 or (hidden and not keep_hidden):
             continue
+        pixels = np.empty(area, np.int64)
         levels = np.empty(area, count.dtype)
-        for k in range(area):
-            p = pixels[k]
-            level = count[p]
-            levels[k] = level
-            if level == 0:
-                top[p] = i + 1
-            count[p] = level + 1
-            depth = max(depth, int(level) + 1)
+        k = 0
+        for q in range(pieces.shape[0]):
+            column = pieces[q, 0] * height
+            for p in range(column + pieces[q, 1], column + pieces[q, 2]):
+                level = count[p]
+                pixels[k] = p
+                levels[k] = level
+                count[p] = level + 1
+                if level == 0:
+                    top[p] = i + 1
+                k += 1
         if outline_px > 0:
-            pieces = _pieces(cnts, height)
+            # the band: each piece's rows outside the interior intervals of its column
             starts_in, ends_in, first_in = _interior_rows(pieces, height, width, reach)
             k = 0
             for q in range(pieces.shape[0]):
-                x = pieces[q, 0]
+                x, y0, y1 = pieces[q, 0], pieces[q, 1], pieces[q, 2]
                 c = x - pieces[0, 0]
-                t = first_in[c]
-                for y in range(pieces[q, 1], pieces[q, 2]):
-                    while t < first_in[c + 1] and ends_in[t] <= y:
-                        t += 1
-                    inside = t < first_in[c + 1] and starts_in[t] <= y
-                    if levels[k] == 0 and not inside:
-                        edge[x * height + y] = True
-                    k += 1
+                y = y0
+                for t in range(first_in[c], first_in[c + 1] + 1):
+                    lo, hi = (max(starts_in[t], y0), min(ends_in[t], y1)) if t < first_in[c + 1] else (y1, y1)
+                    if lo >= hi and t < first_in[c + 1]:
+                        continue                                # an interval of another piece
+                    for row in range(y, lo):
+                        if levels[k + row - y0] == 0:
+                            edge[row, x] = True
+                    y = hi
+                k += y1 - y0
         kept.append(i)
         counts_parts.append(cnts)
         pixel_parts.append(pixels)
@@ -358,7 +361,7 @@ def paint_shapes(coords: np.ndarray, starts: np.ndarray, height: int, width: int
         all_pixels[pixel_offsets[k]:pixel_offsets[k + 1]] = pixel_parts[k]
         all_levels[pixel_offsets[k]:pixel_offsets[k + 1]] = level_parts[k]
     return (np.array(kept, np.int64) if m else np.zeros(0, np.int64), all_counts, counts_offsets, all_pixels,
-            all_levels, pixel_offsets, depth)
+            all_levels, pixel_offsets, int(count.max()) if count.size else 0)
 
 
 @numba.njit(cache=True)
@@ -374,7 +377,8 @@ def stack_shapes(pixels: np.ndarray, levels: np.ndarray, offsets: np.ndarray, n_
     visible_parts = []
     for k in range(m):
         rid = m - k
-        runs = [0]                         # boundaries of the runs of visible pixels, from a run of zeros
+        bounds = np.empty(2 * (offsets[k + 1] - offsets[k]), np.int64)   # where visible runs start and end
+        n = 0
         for j in range(offsets[k], offsets[k + 1]):
             p = pixels[j]
             level = levels[j]
@@ -382,17 +386,20 @@ def stack_shapes(pixels: np.ndarray, levels: np.ndarray, offsets: np.ndarray, n_
                 pairs[ids[nearer * n_pix + p], rid] = True
             ids[level * n_pix + p] = rid
             if level == 0:
-                if len(runs) > 1 and runs[-1] == p:       # extends the last run
-                    runs[-1] = p + 1
+                if n > 0 and bounds[n - 1] == p:       # extends the last run
+                    bounds[n - 1] = p + 1
                 else:
-                    runs.append(p)
-                    runs.append(p + 1)
-        runs.append(n_pix)
-        cnts = np.empty(len(runs) - 1, np.int64)
-        for r in range(cnts.size):
-            cnts[r] = runs[r + 1] - runs[r]
-        if cnts.size > 1 and cnts[-1] == 0:      # pycocotools ends on the last run, never on an empty one
-            cnts = cnts[:-1]
+                    bounds[n] = p
+                    bounds[n + 1] = p + 1
+                    n += 2
+        cnts = np.empty(n + 1, np.int64)           # zeros first, then ones, ...
+        previous = 0
+        for r in range(n):
+            cnts[r] = bounds[r] - previous
+            previous = bounds[r]
+        cnts[n] = n_pix - previous
+        if n > 0 and cnts[n] == 0:                # pycocotools ends on the last run, never on an empty one
+            cnts = cnts[:n]
         visible_parts.append(cnts)
     offsets_out = np.zeros(m + 1, np.int64)
     for k in range(m):

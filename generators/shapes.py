@@ -261,18 +261,17 @@ def paint(config: ShapesConfig, shapes: Sequence[ShapeDraw]) -> Painted:
     starts[1:] = np.cumsum([len(s.polygon) for s in shapes])
     count = np.zeros(n_pix, dtype=np.uint8 if n < 2**8 else np.uint16 if n < 2**16 else np.int32)
     top = np.zeros(n_pix, dtype=np.uint8 if n < 255 else np.int32)
-    edge = np.zeros(n_pix, dtype=bool)
+    edge = np.zeros((size, size), dtype=bool)
     kept, amodal_counts, counts_offsets, pixels, levels, pixel_offsets, depth = paint_shapes(
         coords, starts, size, size, config.outline_px, config.keep_hidden, count, top, edge)
-    edge_yx = edge.reshape(size, size).T
     if config.fill == "same":
-        image = ~edge_yx
+        image = ~edge
     else:
         lut = np.full((n + 1, len(shapes[0].fill) if shapes else 1), 255, dtype=np.uint8)
         for i, shape in enumerate(shapes):
             lut[i + 1] = shape.fill
         image = lut[top.reshape(size, size).T]
-        image[edge_yx] = 0
+        image[edge] = 0
         image = image[:, :, 0] if image.shape[2] == 1 else image
     return Painted(kept, amodal_counts, counts_offsets, pixels, levels, pixel_offsets, count, top, depth, image)
 
