@@ -34,8 +34,10 @@ def _boundary(u: int, v: int, u_before: int, v_before: int, height: int, width: 
     image."""
     if u == u_before:
         return -1
-    xd = float(u if u < u_before else u - 1)
-    xd = (xd + 0.5) / SCALE - 0.5
+    column = u if u < u_before else u - 1
+    if column % 5 != 2:      # (column + .5) / 5 - .5 is an integer exactly when column = 2 mod 5 (|column| < 2**40)
+        return -1
+    xd = (column + 0.5) / SCALE - 0.5
     if math.floor(xd) != xd or xd < 0 or xd > width - 1:
         return -1
     yd = float(v if v < v_before else v_before)
@@ -279,6 +281,17 @@ def _interior_rows(pieces: np.ndarray, height: int, width: int, reach: np.ndarra
 
 
 @numba.njit(cache=True)
+def _covered(pieces: np.ndarray, height: int, count: np.ndarray) -> bool:
+    """True when every pixel of ``pieces`` (:func:`_pieces`) has a non-zero ``count``."""
+    for q in range(pieces.shape[0]):
+        column = pieces[q, 0] * height
+        for p in range(column + pieces[q, 1], column + pieces[q, 2]):
+            if count[p] == 0:
+                return False
+    return True
+
+
+@numba.njit(cache=True)
 def paint_shapes(coords: np.ndarray, starts: np.ndarray, height: int, width: int, outline_px: int,
                  keep_hidden: bool, count: np.ndarray, top: np.ndarray, edge: np.ndarray):
     """Rasterise and lay the polygons ``coords[starts[i]:starts[i + 1]]`` (draw order, later = nearer) from the
@@ -295,27 +308,27 @@ def paint_shapes(coords: np.ndarray, starts: np.ndarray, height: int, width: int
     stack (the largest count).
     """
     n = starts.size - 1
-    kept = []
-    counts_parts = []
-    pixel_parts = []
-    level_parts = []
     reach = erosion_reach(outline_px)
-    for i in range(n - 1, -1, -1):
+    shape_counts = []
+    shape_pieces = []
+    total = 0
+    for i in range(n):
         cnts = polygon_counts(coords[starts[i]:starts[i + 1]], height, width)
         pieces = _pieces(cnts, height)
-        hidden = True
-        area = 0
         for q in range(pieces.shape[0]):
-            area += pieces[q, 2] - pieces[q, 1]
-            column = pieces[q, 0] * height
-            for y in range(pieces[q, 1], pieces[q, 2]):
-                if hidden and count[column + y] == 0:
-                    hidden = False
-        if area == 0 or (hidden and not keep_hidden):
+            total += pieces[q, 2] - pieces[q, 1]
+        shape_counts.append(cnts)
+        shape_pieces.append(pieces)
+    pixels = np.empty(total, np.int64)
+    levels = np.empty(total, count.dtype)
+    kept = np.empty(n, np.int64)
+    pixel_offsets = np.zeros(n + 1, np.int64)
+    m = 0
+    for i in range(n - 1, -1, -1):
+        pieces = shape_pieces[i]
+        if pieces.shape[0] == 0 or (not keep_hidden and _covered(pieces, height, count)):
             continue
-        pixels = np.empty(area, np.int64)
-        levels = np.empty(area, count.dtype)
-        k = 0
+        k = first = pixel_offsets[m]
         for q in range(pieces.shape[0]):
             column = pieces[q, 0] * height
             for p in range(column + pieces[q, 1], column + pieces[q, 2]):
@@ -329,7 +342,7 @@ def paint_shapes(coords: np.ndarray, starts: np.ndarray, height: int, width: int
         if outline_px > 0:
             # the band: each piece's rows outside the interior intervals of its column
             starts_in, ends_in, first_in = _interior_rows(pieces, height, width, reach)
-            k = 0
+            k = first
             for q in range(pieces.shape[0]):
                 x, y0, y1 = pieces[q, 0], pieces[q, 1], pieces[q, 2]
                 c = x - pieces[0, 0]
@@ -343,25 +356,18 @@ def paint_shapes(coords: np.ndarray, starts: np.ndarray, height: int, width: int
                             edge[row, x] = True
                     y = hi
                 k += y1 - y0
-        kept.append(i)
-        counts_parts.append(cnts)
-        pixel_parts.append(pixels)
-        level_parts.append(levels)
-    m = len(kept)
+        kept[m] = i
+        pixel_offsets[m + 1] = k
+        m += 1
     counts_offsets = np.zeros(m + 1, np.int64)
-    pixel_offsets = np.zeros(m + 1, np.int64)
-    for k in range(m):
-        counts_offsets[k + 1] = counts_offsets[k] + counts_parts[k].size
-        pixel_offsets[k + 1] = pixel_offsets[k] + pixel_parts[k].size
+    for j in range(m):
+        counts_offsets[j + 1] = counts_offsets[j] + shape_counts[kept[j]].size
     all_counts = np.empty(counts_offsets[m], np.int64)
-    all_pixels = np.empty(pixel_offsets[m], np.int64)
-    all_levels = np.empty(pixel_offsets[m], count.dtype)
-    for k in range(m):
-        all_counts[counts_offsets[k]:counts_offsets[k + 1]] = counts_parts[k]
-        all_pixels[pixel_offsets[k]:pixel_offsets[k + 1]] = pixel_parts[k]
-        all_levels[pixel_offsets[k]:pixel_offsets[k + 1]] = level_parts[k]
-    return (np.array(kept, np.int64) if m else np.zeros(0, np.int64), all_counts, counts_offsets, all_pixels,
-            all_levels, pixel_offsets, int(count.max()) if count.size else 0)
+    for j in range(m):
+        all_counts[counts_offsets[j]:counts_offsets[j + 1]] = shape_counts[kept[j]]
+    used = pixel_offsets[m]
+    return (kept[:m], all_counts, counts_offsets, pixels[:used], levels[:used], pixel_offsets[:m + 1],
+            int(count.max()) if count.size else 0)
 
 
 @numba.njit(cache=True)

@@ -210,8 +210,9 @@ def sample_shapes(config: ShapesConfig, rng: np.random.Generator) -> list[ShapeD
         quantised = np.round(np.stack([x, y], axis=2) * QUANTUM) / QUANTUM
         for j, member in enumerate(members):
             polygons[member] = quantised[j]
-    return [ShapeDraw(config.classes[labels[i]], polygons[i], (float(anchors[i, 0]), float(anchors[i, 1])),
-                      float(angles[i]), float(scales[i]), tuple(int(v) for v in fills[i])) for i in range(n)]
+    anchor_list, angle_list, scale_list, fill_list = anchors.tolist(), angles.tolist(), scales.tolist(), fills.tolist()
+    return [ShapeDraw(config.classes[c], polygons[i], tuple(anchor_list[i]), angle_list[i], scale_list[i],
+                      tuple(fill_list[i])) for i, c in enumerate(labels.tolist())]
 
 
 # -- painting ---------------------------------------------------------------------------------------------
