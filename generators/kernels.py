@@ -28,31 +28,60 @@ SCALE = 5.0
 
 
 @numba.njit(cache=True)
-def _boundary(u: int, v: int, u_before: int, v_before: int, height: int, width: int) -> int:
-    """Step 3 of the module doc for the walk's step from ``(u_before, v_before)`` to ``(u, v)`` (1/5 px grid):
-    the column-major boundary ``x * height + y`` it crosses, or -1 when it crosses no pixel column of the
-    image."""
-    if u == u_before:
-        return -1
-    column = u if u < u_before else u - 1
-    if column % 5 != 2:      # (column + .5) / 5 - .5 is an integer exactly when column = 2 mod 5 (|column| < 2**40)
-        return -1
+def _crossing(column: int, v: int, height: int, width: int) -> tuple[int, int]:
+    """Step 3 of the module doc for a step of the walk between grid columns ``column`` and ``column + 1`` whose
+    lower grid row is ``v``: the pixel column and row of the boundary it adds, or ``(-1, 0)`` when ``column``
+    is not a pixel column of the image."""
     xd = (column + 0.5) / SCALE - 0.5
     if math.floor(xd) != xd or xd < 0 or xd > width - 1:
-        return -1
-    yd = float(v if v < v_before else v_before)
-    yd = (yd + 0.5) / SCALE - 0.5
+        return -1, 0
+    yd = (v + 0.5) / SCALE - 0.5
     if yd < 0:
         yd = 0.0
     elif yd > height:
         yd = float(height)
-    return int(xd) * height + int(math.ceil(yd))
+    return int(xd), int(math.ceil(yd))
+
+
+@numba.njit(cache=True)
+def _sorted_boundaries(xs: np.ndarray, ys: np.ndarray, n: int, height: int, width: int) -> np.ndarray:
+    """The boundaries ``xs[i] * height + ys[i]`` (``i < n``) and ``height * width``, ascending: bucketed by column,
+    then an insertion sort, which only has to order the few boundaries of each column."""
+    out = np.empty(n + 1, np.int64)
+    out[n] = height * width
+    if n == 0:
+        return out
+    x_lo, x_hi = xs[0], xs[0]
+    for i in range(n):
+        x_lo, x_hi = min(x_lo, xs[i]), max(x_hi, xs[i])
+    slot = np.zeros(x_hi - x_lo + 2, np.int64)
+    for i in range(n):
+        slot[xs[i] - x_lo + 1] += 1
+    for c in range(x_hi - x_lo + 1):
+        slot[c + 1] += slot[c]
+    for i in range(n):
+        c = xs[i] - x_lo
+        out[slot[c]] = xs[i] * height + ys[i]
+        slot[c] += 1
+    for i in range(1, n):
+        value = out[i]
+        j = i - 1
+        while j >= 0 and out[j] > value:
+            out[j + 1] = out[j]
+            j -= 1
+        out[j + 1] = value
+    return out
 
 
 @numba.njit(cache=True)
 def polygon_counts(xy: np.ndarray, height: int, width: int) -> np.ndarray:
     """COCO RLE counts (column-major runs, zeros first) of the polygon ``xy`` (``(k, 2)`` float64 ``x, y``
-    vertices) on a ``height`` x ``width`` image: exactly pycocotools' ``rleFrPoly`` (module doc)."""
+    vertices, ``|5 x|`` within C's int range) on a ``height`` x ``width`` image: exactly pycocotools'
+    ``rleFrPoly`` (module doc).
+
+    The boundaries are sorted before they become counts, so each edge's steps may be visited in any order:
+    along an edge walked in x, only the steps from a grid column ``2 mod 5`` can hit a pixel column (its
+    ``(column + .5) / 5 - .5`` is an integer exactly then), so only those are evaluated."""
     k = xy.shape[0]
     gx = np.empty(k + 1, np.int64)
     gy = np.empty(k + 1, np.int64)
@@ -61,13 +90,13 @@ def polygon_counts(xy: np.ndarray, height: int, width: int) -> np.ndarray:
         gy[j] = int(SCALE * xy[j, 1] + 0.5)
     gx[k] = gx[0]
     gy[k] = gy[0]
-    n_points = 0
+    n_steps = 0
     for j in range(k):
-        n_points += max(abs(gx[j] - gx[j + 1]), abs(gy[j] - gy[j + 1])) + 1
-    bounds = np.empty(n_points + 1, np.int64)
+        n_steps += max(abs(gx[j] - gx[j + 1]), abs(gy[j] - gy[j + 1])) + 1
+    bx = np.empty(n_steps, np.int64)              # the boundaries' pixel columns and rows
+    by = np.empty(n_steps, np.int64)
     n = 0
-    u_before = v_before = 0
-    first = True                                   # the walk's first point crosses nothing
+    u_last = v_last = 0                          # the previous edge's last point
     for j in range(k):
         xs, xe, ys, ye = gx[j], gx[j + 1], gy[j], gy[j + 1]
         dx, dy = abs(xe - xs), abs(ys - ye)
@@ -76,25 +105,35 @@ def polygon_counts(xy: np.ndarray, height: int, width: int) -> np.ndarray:
             xs, xe = xe, xs
             ys, ye = ye, ys
         major = max(dx, dy)
+        t_first, t_last = (major, 0) if flip else (0, major)
         if dx >= dy:
             s = (ye - ys) / dx if dx > 0 else 0.0
+            u_first, v_first = xs + t_first, int(ys + s * t_first + 0.5)
         else:
             s = (xe - xs) / dy
-        for d in range(major + 1):
-            t = major - d if flip else d
-            if dx >= dy:
-                u, v = t + xs, int(ys + s * t + 0.5)
-            else:
-                u, v = int(xs + s * t + 0.5), t + ys
-            if not first:
-                b = _boundary(u, v, u_before, v_before, height, width)
-                if b >= 0:
-                    bounds[n] = b
-                    n += 1
-            first = False
-            u_before, v_before = u, v
-    bounds[n] = height * width
-    bounds = np.sort(bounds[:n + 1])
+            u_first, v_first = int(xs + s * t_first + 0.5), ys + t_first
+        if j > 0 and u_first != u_last:          # the step from the previous edge's last point
+            bx[n], by[n] = _crossing(u_first if u_first < u_last else u_first - 1, min(v_first, v_last), height,
+                                     width)
+            n += bx[n] >= 0
+        if dx >= dy:                             # steps t -> t + 1 from grid column xs + t
+            t = (2 - xs) % 5
+            while t < dx:
+                v = min(int(ys + s * t + 0.5), int(ys + s * (t + 1) + 0.5))
+                bx[n], by[n] = _crossing(xs + t, v, height, width)
+                n += bx[n] >= 0
+                t += 5
+            u_last, v_last = xs + t_last, int(ys + s * t_last + 0.5)
+        else:                                    # steps t -> t + 1 that change the grid column
+            u = int(xs + s * 0 + 0.5)
+            for t in range(dy):
+                u_next = int(xs + s * (t + 1) + 0.5)
+                if u_next != u:
+                    bx[n], by[n] = _crossing(min(u, u_next), ys + t, height, width)
+                    n += bx[n] >= 0
+                u = u_next
+            u_last, v_last = int(xs + s * t_last + 0.5), ys + t_last
+    bounds = _sorted_boundaries(bx, by, n, height, width)
     counts = np.empty(n + 1, np.int64)
     counts[0] = bounds[0]
     c = 1
@@ -235,17 +274,17 @@ def _interior_rows(pieces: np.ndarray, height: int, width: int, reach: np.ndarra
     starts = np.empty(reach.size * n + 1, np.int64)
     ends = np.empty(reach.size * n + 1, np.int64)
     first = np.zeros(n_cols + 1, np.int64)
-    cur_s, cur_e = np.empty(n + 1, np.int64), np.empty(n + 1, np.int64)
-    nxt_s, nxt_e = np.empty(n + 1, np.int64), np.empty(n + 1, np.int64)
-    oth_s, oth_e = np.empty(n + 1, np.int64), np.empty(n + 1, np.int64)
+    cur = np.empty((2, 2, n + 1), np.int64)          # [which buffer, start/end, interval]: no array swaps
+    other = np.empty((2, n + 1), np.int64)
     total = 0
     for c in range(n_cols):
         k = 0
+        b = 0
         for q in range(first_piece[c], first_piece[c + 1]):
             lo = pieces[q, 1] - beyond if pieces[q, 1] == 0 else pieces[q, 1]
             hi = pieces[q, 2] + beyond if pieces[q, 2] == height else pieces[q, 2]
             if hi - lo > 2 * reach[radius]:
-                cur_s[k], cur_e[k] = lo + reach[radius], hi - reach[radius]
+                cur[b, 0, k], cur[b, 1, k] = lo + reach[radius], hi - reach[radius]
                 k += 1
         for d in range(reach.size):
             x = x0 + c + d - radius
@@ -258,23 +297,22 @@ def _interior_rows(pieces: np.ndarray, height: int, width: int, reach: np.ndarra
                     lo = pieces[q, 1] - beyond if pieces[q, 1] == 0 else pieces[q, 1]
                     hi = pieces[q, 2] + beyond if pieces[q, 2] == height else pieces[q, 2]
                     if hi - lo > 2 * reach[d]:
-                        oth_s[m], oth_e[m] = lo + reach[d], hi - reach[d]
+                        other[0, m], other[1, m] = lo + reach[d], hi - reach[d]
                         m += 1
             i = j = kept = 0
             while i < k and j < m:
-                lo, hi = max(cur_s[i], oth_s[j]), min(cur_e[i], oth_e[j])
+                lo, hi = max(cur[b, 0, i], other[0, j]), min(cur[b, 1, i], other[1, j])
                 if lo < hi:
-                    nxt_s[kept], nxt_e[kept] = lo, hi
+                    cur[1 - b, 0, kept], cur[1 - b, 1, kept] = lo, hi
                     kept += 1
-                if cur_e[i] < oth_e[j]:
+                if cur[b, 1, i] < other[1, j]:
                     i += 1
                 else:
                     j += 1
-            cur_s, nxt_s = nxt_s, cur_s
-            cur_e, nxt_e = nxt_e, cur_e
+            b = 1 - b
             k = kept
-        starts[total:total + k] = cur_s[:k]
-        ends[total:total + k] = cur_e[:k]
+        starts[total:total + k] = cur[b, 0, :k]
+        ends[total:total + k] = cur[b, 1, :k]
         total += k
         first[c + 1] = total
     return starts[:total], ends[:total], first
