@@ -151,20 +151,21 @@ def polygon_counts(xy: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def polygons_counts(coords: np.ndarray, starts: np.ndarray, height: int, width: int
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`polygon_counts` of polygons ``coords[starts[i]:starts[i + 1]]``, concatenated, and the offsets of
-    each polygon's counts in them."""
-    n = starts.size - 1
+def polygons_counts(coords: np.ndarray, starts: np.ndarray, chosen: np.ndarray, scale: float, height: int,
+                    width: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`polygon_counts` of the polygons ``coords[starts[i]:starts[i + 1]] * scale`` for ``i`` in
+    ``chosen``, concatenated in that order, and the offsets of each polygon's counts in them."""
+    n = chosen.size
     offsets = np.zeros(n + 1, np.int64)
     parts = []
-    for i in range(n):
-        part = polygon_counts(coords[starts[i]:starts[i + 1]], height, width)
-        offsets[i + 1] = offsets[i] + part.size
+    for j in range(n):
+        i = chosen[j]
+        part = polygon_counts(coords[starts[i]:starts[i + 1]] * scale, height, width)
+        offsets[j + 1] = offsets[j] + part.size
         parts.append(part)
     out = np.empty(offsets[n], np.int64)
-    for i in range(n):
-        out[offsets[i]:offsets[i + 1]] = parts[i]
+    for j in range(n):
+        out[offsets[j]:offsets[j + 1]] = parts[j]
     return out, offsets
 
 
@@ -251,6 +252,16 @@ def erosion_reach(radius: int) -> np.ndarray:
 
 
 @numba.njit(cache=True)
+def _one_piece_each(first_piece: np.ndarray, c: int, x0: int, width: int, radius: int) -> bool:
+    """True when no column of the image within ``radius`` of column ``x0 + c`` holds more than one piece."""
+    for x in range(max(x0 + c - radius, 0), min(x0 + c + radius + 1, width)):
+        cc = x - x0
+        if 0 <= cc < first_piece.size - 1 and first_piece[cc + 1] - first_piece[cc] > 1:
+            return False
+    return True
+
+
+@numba.njit(cache=True)
 def _interior_rows(pieces: np.ndarray, height: int, width: int, reach: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The mask of ``pieces`` (:func:`_pieces`, not empty) eroded by the element ``reach``
@@ -278,6 +289,25 @@ def _interior_rows(pieces: np.ndarray, height: int, width: int, reach: np.ndarra
     other = np.empty((2, n + 1), np.int64)
     total = 0
     for c in range(n_cols):
+        if first_piece[c + 1] - first_piece[c] == 1 and _one_piece_each(first_piece, c, x0, width, radius):
+            # the common case (a convex shape): one run per column, so the intersection is one interval
+            lo, hi = -beyond, height + beyond
+            for d in range(reach.size):
+                x = x0 + c + d - radius
+                if reach[d] < 0 or x < 0 or x >= width:
+                    continue
+                cc = x - x0
+                if cc < 0 or cc >= n_cols or first_piece[cc + 1] == first_piece[cc]:
+                    hi = lo                              # a column without the mask next to it
+                    break
+                q = first_piece[cc]
+                lo = max(lo, (pieces[q, 1] - beyond if pieces[q, 1] == 0 else pieces[q, 1]) + reach[d])
+                hi = min(hi, (pieces[q, 2] + beyond if pieces[q, 2] == height else pieces[q, 2]) - reach[d])
+            if lo < hi:
+                starts[total], ends[total] = lo, hi
+                total += 1
+            first[c + 1] = total
+            continue
         k = 0
         b = 0
         for q in range(first_piece[c], first_piece[c + 1]):

@@ -222,6 +222,8 @@ class Painted:
     are left out unless kept on purpose); pixel indices are column-major, ``x * H + y`` (COCO RLE's order).
 
     Attributes:
+        coords, starts: every shape's polygon, concatenated in draw order; shape i's vertices are
+            ``coords[starts[i]:starts[i + 1]]``.
         kept: draw indices of the kept shapes, nearest first.
         amodal_counts, counts_offsets: each kept shape's amodal COCO RLE counts, concatenated; shape k's are
             ``amodal_counts[counts_offsets[k]:counts_offsets[k + 1]]``.
@@ -233,6 +235,8 @@ class Painted:
         image: ``(H, W)`` bool (1-bit, fill "same"), ``(H, W)`` uint8 gray or ``(H, W, 3)`` uint8.
     """
 
+    coords: np.ndarray
+    starts: np.ndarray
     kept: np.ndarray
     amodal_counts: np.ndarray
     counts_offsets: np.ndarray
@@ -274,7 +278,7 @@ def paint(config: ShapesConfig, shapes: Sequence[ShapeDraw]) -> Painted:
         image = lut[top.reshape(size, size).T]
         image[edge] = 0
         image = image[:, :, 0] if image.shape[2] == 1 else image
-    return Painted(kept, amodal_counts, counts_offsets, pixels, levels, pixel_offsets, count, top, depth, image)
+    return Painted(coords, starts, kept, amodal_counts, counts_offsets, pixels, levels, pixel_offsets, count, top, depth, image)
 
 
 def generate_scene(config: ShapesConfig, rng: np.random.Generator, index: int, split: str = "train") -> Scene:
@@ -295,11 +299,8 @@ def generate_scene(config: ShapesConfig, rng: np.random.Generator, index: int, s
     # every RLE text at once, nearest first: amodal masks, visible masks, then the small amodal masks
     groups = [(painted.amodal_counts, painted.counts_offsets), (visible_counts, visible_offsets)]
     if config.mask_size and m:
-        scale = config.mask_size / size
-        small = [shapes[i].polygon * scale for i in painted.kept]
-        starts = np.zeros(m + 1, dtype=np.int64)
-        starts[1:] = np.cumsum([len(p) for p in small])
-        groups.append(polygons_counts(np.concatenate(small), starts, config.mask_size, config.mask_size))
+        groups.append(polygons_counts(painted.coords, painted.starts, painted.kept, config.mask_size / size,
+                                      config.mask_size, config.mask_size))
     firsts = np.cumsum([0] + [c.size for c, _ in groups])
     ends = [o[1:] + first for (_, o), first in zip(groups, firsts)]
     texts = rle_strings(np.concatenate([c for c, _ in groups]), np.concatenate([[0], *ends]))

@@ -1,5 +1,6 @@
-"""The generators' compiled kernels against pycocotools: the polygon rasteriser (``frPyObjects``) count for
-count, and the compressed RLE text (``mask.encode``). The shapes painter is checked in ``test_shapes.py``."""
+"""The generators' compiled kernels against the references: the polygon rasteriser against pycocotools'
+``frPyObjects`` count for count, the compressed RLE text against ``mask.encode``, the painter's outline band
+against scipy's erosion. The painted scenes as a whole are checked in ``test_shapes.py``."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycocotools import mask as cocomask
+from scipy.ndimage import binary_dilation, binary_erosion, generate_binary_structure
 
 from amodaldata.masks import rle_runs
-from generators.kernels import polygon_counts, polygons_counts, rle_strings
+from generators.kernels import paint_shapes, polygon_counts, polygons_counts, rle_strings
 from generators.shapes import QUANTUM
 
 # A triangle of a real generated scene with an edge whose walk hits an exact half-integer that floating point
@@ -70,13 +72,14 @@ def test_polygon_counts_equal_pycocotools_generated(data):
     _check(np.array(coords, dtype=np.float64).reshape(k, 2) / QUANTUM, height, width)
 
 
-def test_polygons_counts_concatenates_each_polygons_counts():
+def test_polygons_counts_concatenates_the_chosen_scaled_polygons():
     rng = np.random.default_rng(1)
-    polygons = [_random_polygon(rng, "quantised", 40, 30) for _ in range(6)]
+    polygons = [_random_polygon(rng, "quantised", 80, 60) for _ in range(6)]
     starts = np.cumsum([0] + [len(p) for p in polygons])
-    counts, offsets = polygons_counts(np.concatenate(polygons), starts, 40, 30)
-    for polygon, lo, hi in zip(polygons, offsets[:-1], offsets[1:]):
-        assert counts[lo:hi].tolist() == polygon_counts(polygon, 40, 30).tolist()
+    chosen = np.array([4, 0, 5, 2])
+    counts, offsets = polygons_counts(np.concatenate(polygons), starts, chosen, 0.35, 40, 30)
+    for i, lo, hi in zip(chosen, offsets[:-1], offsets[1:]):
+        assert counts[lo:hi].tolist() == rle_runs(_reference(polygons[i] * 0.35, 40, 30)).tolist()
 
 
 def _bitmap_counts(mask: np.ndarray) -> list[int]:
@@ -107,3 +110,32 @@ def test_rle_strings_long_runs():
     counts = _bitmap_counts(mask)
     assert rle_strings(np.array(counts), np.array([0, len(counts)])) == \
         [cocomask.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"].decode()]
+
+
+def _octagon(radius: int) -> np.ndarray:
+    """The structuring element of ``radius`` erosion steps alternating a cross and a 3x3 square, built by
+    dilating a point step by step (the Minkowski sum of the steps)."""
+    element = np.zeros((2 * radius + 1, 2 * radius + 1), dtype=bool)
+    element[radius, radius] = True
+    for step in range(radius):
+        element = binary_dilation(element, structure=generate_binary_structure(2, 1 if step % 2 == 0 else 2))
+    return element
+
+
+@pytest.mark.parametrize("radius", [1, 2, 3, 5])
+def test_painted_outline_is_the_mask_minus_its_erosion(radius):
+    """One shape alone is nearest everywhere on its mask, so ``edge`` is its whole outline band: the mask minus
+    its erosion by the octagon, pixels beyond the frame counting as inside (scipy's ``border_value=1``)."""
+    rng = np.random.default_rng(radius)
+    for kind in ["unquantised", "quantised", "many", "tiny", "off"] * 40:
+        height, width = (int(v) for v in rng.integers(5, 70, 2))
+        polygon = _random_polygon(rng, kind, height, width)
+        mask = cocomask.decode(cocomask.frPyObjects([polygon.ravel().tolist()], height, width))[:, :, 0] > 0
+        count = np.zeros(height * width, dtype=np.uint8)
+        top = np.zeros(height * width, dtype=np.uint8)
+        edge = np.zeros((height, width), dtype=bool)
+        kept, *_ = paint_shapes(polygon, np.array([0, len(polygon)]), height, width, radius, False, count, top, edge)
+        assert kept.tolist() == ([0] if mask.any() else [])
+        assert np.array_equal(count.reshape(width, height).T, mask)
+        expected = mask & ~binary_erosion(mask, structure=_octagon(radius), border_value=1)
+        assert np.array_equal(edge, expected)
