@@ -11,11 +11,13 @@ Ground truth is exact by construction. Every shape is a polygon (circles and ell
 that no chord departs from the curve by more than :data:`CURVE_TOLERANCE` px, below the 0.2 px vertex grid of
 pycocotools' polygon rasteriser), with vertices on a 1/256 px grid. The amodal mask *is* that polygon under
 pycocotools semantics (``Mask.from_polygons``), and the picture is painted from the very same pixels: each
-shape is rasterised once (in its bounding box), its outline is the mask minus its erosion, and the shapes
-are painted back to front, so at every pixel the nearest shape shows its fill or its outline. The order is
+shape is rasterised once, by :mod:`generators.kernels` (pycocotools' ``rleFrPoly`` re-implemented exactly in
+compiled code; the RLE is cached in the amodal mask), its outline is the mask minus its erosion, and the shapes
+are laid front to back, so at every pixel the nearest shape shows its fill or its outline. The order is
 ``OcclusionOrder`` edges (later, earlier) for every pair whose masks share a pixel; ``depth_rank`` 1 is the
-nearest shape. The layer stack is built from the same per-shape pixels and handed to the Scene, so nothing
-is rasterised twice. Shapes left with no visible pixel are dropped unless ``keep_hidden``.
+nearest shape. The layer stack, the visible masks and the order are built from the same per-shape pixels and
+handed to the Scene, so nothing is rasterised twice. Shapes left with no visible pixel are dropped unless
+``keep_hidden``.
 """
 
 from __future__ import annotations
@@ -290,7 +292,8 @@ def generate_scene(config: ShapesConfig, rng: np.random.Generator, index: int, s
     n_pix = size * size
     shapes = sample_shapes(config, rng)
     painted = paint(config, shapes)
-    m = painted.kept.size
+    kept = painted.kept.tolist()
+    m = len(kept)
     rids = list(range(m, 0, -1))                     # nearest first
     ids = np.zeros(painted.depth * n_pix, dtype=id_dtype(m))
     pairs = np.zeros((m + 1, m + 1), dtype=bool)
@@ -307,7 +310,7 @@ def generate_scene(config: ShapesConfig, rng: np.random.Generator, index: int, s
     regions = []
     for rid in range(1, m + 1):
         k = m - rid                                  # position in the nearest-first lists
-        shape = shapes[painted.kept[k]]
+        shape = shapes[kept[k]]
         extra: dict = {"anchor": [round(shape.anchor[0], 3), round(shape.anchor[1], 3)],
                        "angle": round(shape.angle, 3), "scale": round(shape.scale, 4)}
         if shape.fill:
