@@ -212,7 +212,8 @@ def sample_shapes(config: ShapesConfig, rng: np.random.Generator) -> list[ShapeD
         quantised = np.round(np.stack([x, y], axis=2) * QUANTUM) / QUANTUM
         for j, member in enumerate(members):
             polygons[member] = quantised[j]
-    anchor_list, angle_list, scale_list, fill_list = anchors.tolist(), angles.tolist(), scales.tolist(), fills.tolist()
+    anchor_list, angle_list, scale_list = anchors.tolist(), angles.tolist(), scales.tolist()
+    fill_list = fills.tolist()
     return [ShapeDraw(config.classes[c], polygons[i], tuple(anchor_list[i]), angle_list[i], scale_list[i],
                       tuple(fill_list[i])) for i, c in enumerate(labels.tolist())]
 
@@ -280,7 +281,8 @@ def paint(config: ShapesConfig, shapes: Sequence[ShapeDraw]) -> Painted:
         image = lut[top.reshape(size, size).T]
         image[edge] = 0
         image = image[:, :, 0] if image.shape[2] == 1 else image
-    return Painted(coords, starts, kept, amodal_counts, counts_offsets, pixels, levels, pixel_offsets, count, top, depth, image)
+    return Painted(coords, starts, kept, amodal_counts, counts_offsets, pixels, levels, pixel_offsets, count, top,
+                   depth, image)
 
 
 def generate_scene(config: ShapesConfig, rng: np.random.Generator, index: int, split: str = "train") -> Scene:
