@@ -10,7 +10,11 @@ mask encoded (polygons and RLE), visible masks, order, layer stack and 64x64 tar
   each. End-to-end and PNG rounds alternate, so both see the same machine load;
 - a split of the end-to-end time: generating the Scenes (``generate_scene``) vs writing them (row + Parquet);
 - ``--workers 2`` against ``--workers 1`` on ``--n-scale`` scenes: raw, and without the pool's start-up
-  (measured on its own: spawning two workers that import numpy, pyarrow, pandas, pycocotools).
+  (measured on its own: spawning two workers that import numpy, pyarrow, pandas, pycocotools and numba and
+  load the generator's compiled kernels from numba's disk cache).
+
+The one-worker runs are preceded by a warm-up run in this process, so the kernels are compiled (or loaded
+from the cache) before anything is timed.
 
 Goals: >= 500 scenes/s per core end to end; ``--workers 2`` >= 1.8x ``--workers 1``. The load average is printed:
 on a shared machine other processes lower every absolute figure (the ratios are robust to it).

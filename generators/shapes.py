@@ -11,11 +11,13 @@ Ground truth is exact by construction. Every shape is a polygon (circles and ell
 that no chord departs from the curve by more than :data:`CURVE_TOLERANCE` px, below the 0.2 px vertex grid of
 pycocotools' polygon rasteriser), with vertices on a 1/256 px grid. The amodal mask *is* that polygon under
 pycocotools semantics (``Mask.from_polygons``), and the picture is painted from the very same pixels: each
-shape is rasterised once (in its bounding box), its outline is the mask minus its erosion, and the shapes
-are painted back to front, so at every pixel the nearest shape shows its fill or its outline. The order is
+shape is rasterised once, by :mod:`generators.kernels` (pycocotools' ``rleFrPoly`` re-implemented exactly in
+compiled code; the RLE is cached in the amodal mask), its outline is the mask minus its erosion, and the shapes
+are laid front to back, so at every pixel the nearest shape shows its fill or its outline. The order is
 ``OcclusionOrder`` edges (later, earlier) for every pair whose masks share a pixel; ``depth_rank`` 1 is the
-nearest shape. The layer stack is built from the same per-shape pixels and handed to the Scene, so nothing
-is rasterised twice. Shapes left with no visible pixel are dropped unless ``keep_hidden``.
+nearest shape. The layer stack, the visible masks and the order are built from the same per-shape pixels and
+handed to the Scene, so nothing is rasterised twice. Shapes left with no visible pixel are dropped unless
+``keep_hidden``.
 """
 
 from __future__ import annotations
@@ -26,15 +28,14 @@ from dataclasses import asdict, dataclass
 from typing import ClassVar, Iterator, Sequence
 
 import numpy as np
-from pycocotools import mask as cocomask
 
-from amodaldata.layers import LayerStack
+from amodaldata.layers import LayerStack, RowMajorPixels, id_dtype
 from amodaldata.masks import Mask
 from amodaldata.order import OcclusionOrder
 from amodaldata.scene import Region, Scene
 
-from .encode import encode_png, label_rles
-from .raster import crop_boxes, crop_safe, rasterise
+from .encode import encode_png
+from .kernels import paint_shapes, polygons_counts, rle_strings, stack_shapes
 
 #: The classes of the paper, in class-id order (category ids 1, 2, 3).
 PAPER_CLASSES = ("circle", "triangle", "rectangle")
@@ -211,107 +212,77 @@ def sample_shapes(config: ShapesConfig, rng: np.random.Generator) -> list[ShapeD
         quantised = np.round(np.stack([x, y], axis=2) * QUANTUM) / QUANTUM
         for j, member in enumerate(members):
             polygons[member] = quantised[j]
-    return [ShapeDraw(config.classes[labels[i]], polygons[i], (float(anchors[i, 0]), float(anchors[i, 1])),
-                      float(angles[i]), float(scales[i]), tuple(int(v) for v in fills[i])) for i in range(n)]
+    anchor_list, angle_list, scale_list = anchors.tolist(), angles.tolist(), scales.tolist()
+    fill_list = fills.tolist()
+    return [ShapeDraw(config.classes[c], polygons[i], tuple(anchor_list[i]), angle_list[i], scale_list[i],
+                      tuple(fill_list[i])) for i, c in enumerate(labels.tolist())]
 
 
 # -- painting ---------------------------------------------------------------------------------------------
-def outline(mask: np.ndarray, width: int, at_frame: tuple[bool, bool, bool, bool]) -> np.ndarray:
-    """Mask minus its erosion by an octagon of radius ``width`` (alternating 4- and 8-neighbour steps), i.e. the
-    band of pixels less than ~``width`` px from the outside.
-
-    ``at_frame`` (left, top, right, bottom): which crop sides lie on the image frame; the shape continues
-    beyond the frame, so no outline is drawn along it (those sides are padded with True, the others False).
-    """
-    if width <= 0 or mask.size == 0:
-        return np.zeros_like(mask)
-    left, top, right, bottom = at_frame
-    a = np.zeros((mask.shape[0] + 2 * width, mask.shape[1] + 2 * width), dtype=bool)
-    a[width:-width, width:-width] = mask
-    if left:
-        a[:, :width] = True
-    if right:
-        a[:, -width:] = True
-    if top:
-        a[:width] = True
-    if bottom:
-        a[-width:] = True
-    for step in range(width):
-        if step % 2 == 0:
-            a = a[1:-1, 1:-1] & a[:-2, 1:-1] & a[2:, 1:-1] & a[1:-1, :-2] & a[1:-1, 2:]
-        else:
-            b = a[:, :-2] & a[:, 1:-1] & a[:, 2:]
-            a = b[:-2] & b[1:-1] & b[2:]
-    return mask & ~a
-
-
-# -- one scene --------------------------------------------------------------------------------------------
 @dataclass
 class Painted:
-    """A painted scene, shapes listed nearest first (``kept`` are draw indices; hidden shapes are left out
-    unless kept on purpose): each one's flat pixel indices and visibility levels, the coverage count, the
-    nearest shape per pixel and the picture."""
+    """A painted scene. Kept shapes are listed nearest first (``kept`` holds their draw indices; hidden shapes
+    are left out unless kept on purpose); pixel indices are column-major, ``x * H + y`` (COCO RLE's order).
 
-    kept: list[int]
-    pixels: list[np.ndarray]
-    levels: list[np.ndarray]
-    count: np.ndarray          # (H * W,) int32
-    top: np.ndarray            # (H * W,) column-major: draw index + 1 of the nearest shape, 0 = background
-    image: np.ndarray          # (H, W) bool (1-bit, fill "same"), (H, W) uint8 gray or (H, W, 3) uint8
+    Attributes:
+        coords, starts: every shape's polygon, concatenated in draw order; shape i's vertices are
+            ``coords[starts[i]:starts[i + 1]]``.
+        kept: draw indices of the kept shapes, nearest first.
+        amodal_counts, counts_offsets: each kept shape's amodal COCO RLE counts, concatenated; shape k's are
+            ``amodal_counts[counts_offsets[k]:counts_offsets[k + 1]]``.
+        pixels, levels, pixel_offsets: each kept shape's pixel indices (ascending) and its visibility level at
+            each, concatenated; shape k's are ``[pixel_offsets[k]:pixel_offsets[k + 1]]``.
+        count: ``(H * W,)`` how many kept shapes cover each pixel.
+        top: ``(H * W,)`` draw index + 1 of the nearest shape, 0 = background.
+        depth: the largest count (the layer stack's K).
+        image: ``(H, W)`` bool (1-bit, fill "same"), ``(H, W)`` uint8 gray or ``(H, W, 3)`` uint8.
+    """
 
-
-@functools.lru_cache(maxsize=8)
-def _flat_index(size: int) -> np.ndarray:
-    """``(size, size)`` int64 array of the row-major flat index ``y * size + x`` of every pixel (read-only)."""
-    grid = np.arange(size * size, dtype=np.int64).reshape(size, size)
-    grid.flags.writeable = False
-    return grid
+    coords: np.ndarray
+    starts: np.ndarray
+    kept: np.ndarray
+    amodal_counts: np.ndarray
+    counts_offsets: np.ndarray
+    pixels: np.ndarray
+    levels: np.ndarray
+    pixel_offsets: np.ndarray
+    count: np.ndarray
+    top: np.ndarray
+    depth: int
+    image: np.ndarray
 
 
 def paint(config: ShapesConfig, shapes: Sequence[ShapeDraw]) -> Painted:
-    """Rasterise and paint the shapes front to back in one pass (seed 002, Sec. 3: later = nearer).
+    """Rasterise and paint the shapes front to back in one compiled pass (seed 002, Sec. 3: later = nearer).
 
-    A shape's level at a pixel is the number of nearer shapes already laid there (the layer stack rule);
-    a shape with no level-0 pixel is hidden. Where a shape is nearest, the pixel shows its outline if the
-    pixel lies in the shape's outline band, else its fill. All work happens in each shape's bounding box.
+    Each polygon is rasterised exactly as pycocotools does (:func:`generators.kernels.polygon_counts`). A
+    shape's level at a pixel is the number of nearer shapes already laid there (the layer stack rule); a shape
+    with no level-0 pixel is hidden. Where a shape is nearest, the pixel shows its outline if the pixel lies in
+    the shape's outline band (the mask minus its erosion by an octagon of radius ``outline_px``, alternating
+    4- and 8-neighbour steps; pixels beyond the image frame count as inside, so no outline runs along the
+    frame), else its fill.
     """
-    size, width = config.size, config.outline_px
-    n = len(shapes)
-    polygons = [s.polygon for s in shapes]
-    boxes = crop_boxes(polygons, size, size)
-    safe = crop_safe(polygons, boxes).tolist()
-    count = np.zeros((size, size), dtype=np.int32)
-    top = np.zeros((size, size), dtype=np.uint8 if n < 255 else np.int32)   # [x, y]: column-major when flat
+    size, n = config.size, len(shapes)
+    n_pix = size * size
+    coords = np.concatenate([s.polygon for s in shapes]) if n else np.zeros((0, 2))
+    starts = np.zeros(n + 1, dtype=np.int64)
+    starts[1:] = np.cumsum([len(s.polygon) for s in shapes])
+    count = np.zeros(n_pix, dtype=np.uint8 if n < 2**8 else np.uint16 if n < 2**16 else np.int32)
+    top = np.zeros(n_pix, dtype=np.uint8 if n < 255 else np.int32)
     edge = np.zeros((size, size), dtype=bool)
-    grid = _flat_index(size)
-    out = Painted([], [], [], count.ravel(), top.ravel(), np.empty(0))
-    for i in range(n - 1, -1, -1):
-        box = boxes[i]
-        x0, y0, x1, y1 = box
-        crop = rasterise(polygons[i], box, safe[i], size, size)
-        cnt = count[y0:y1, x0:x1]
-        level = cnt[crop]
-        if not level.size or (not config.keep_hidden and level.min() > 0):
-            continue
-        shown = crop & (cnt == 0)
-        cnt += crop
-        np.copyto(top[x0:x1, y0:y1], i + 1, where=shown.T)
-        if width:
-            band = outline(crop, width, (x0 == 0, y0 == 0, x1 == size, y1 == size))
-            np.copyto(edge[y0:y1, x0:x1], band, where=shown)
-        out.kept.append(i)
-        out.pixels.append(grid[y0:y1, x0:x1][crop])
-        out.levels.append(level)
+    kept, amodal_counts, counts_offsets, pixels, levels, pixel_offsets, depth = paint_shapes(
+        coords, starts, size, size, config.outline_px, config.keep_hidden, count, top, edge)
     if config.fill == "same":
-        out.image = ~edge
+        image = ~edge
     else:
         lut = np.full((n + 1, len(shapes[0].fill) if shapes else 1), 255, dtype=np.uint8)
         for i, shape in enumerate(shapes):
             lut[i + 1] = shape.fill
-        image = lut[top.T]
+        image = lut[top.reshape(size, size).T]
         image[edge] = 0
-        out.image = image[:, :, 0] if image.shape[2] == 1 else image
-    return out
+        image = image[:, :, 0] if image.shape[2] == 1 else image
+    return Painted(coords, starts, kept, amodal_counts, counts_offsets, pixels, levels, pixel_offsets, count, top,
+                   depth, image)
 
 
 def generate_scene(config: ShapesConfig, rng: np.random.Generator, index: int, split: str = "train") -> Scene:
@@ -323,50 +294,51 @@ def generate_scene(config: ShapesConfig, rng: np.random.Generator, index: int, s
     n_pix = size * size
     shapes = sample_shapes(config, rng)
     painted = paint(config, shapes)
-    m = len(painted.kept)
-    rids = [m - k for k in range(m)]                 # nearest first
-    lut = np.zeros(len(shapes) + 1, dtype=np.uint8 if m < 256 else np.int32)
-    lut[np.asarray(painted.kept, dtype=np.int64) + 1] = rids
-    labels = lut[painted.top]
-    visible_counts = label_rles(labels, size, size, np.arange(1, m + 1))
-    small = []
+    kept = painted.kept.tolist()
+    m = len(kept)
+    rids = list(range(m, 0, -1))                     # nearest first
+    ids = np.zeros(painted.depth * n_pix, dtype=id_dtype(m))
+    pairs = np.zeros((m + 1, m + 1), dtype=bool)
+    visible_counts, visible_offsets = stack_shapes(painted.pixels, painted.levels, painted.pixel_offsets, n_pix,
+                                                   ids, pairs)
+    # every RLE text at once, nearest first: amodal masks, visible masks, then the small amodal masks
+    groups = [(painted.amodal_counts, painted.counts_offsets), (visible_counts, visible_offsets)]
     if config.mask_size and m:
-        scale = config.mask_size / size
-        polys = [(shapes[i].polygon * scale).ravel().tolist() for i in reversed(painted.kept)]
-        small = [r["counts"].decode("ascii") for r in cocomask.frPyObjects(polys, config.mask_size, config.mask_size)]
+        groups.append(polygons_counts(painted.coords, painted.starts, painted.kept, config.mask_size / size,
+                                      config.mask_size, config.mask_size))
+    firsts = np.cumsum([0] + [c.size for c, _ in groups])
+    ends = [o[1:] + first for (_, o), first in zip(groups, firsts)]
+    texts = rle_strings(np.concatenate([c for c, _ in groups]), np.concatenate([[0], *ends]))
     regions = []
     for rid in range(1, m + 1):
-        shape = shapes[painted.kept[m - rid]]
+        k = m - rid                                  # position in the nearest-first lists
+        shape = shapes[kept[k]]
         extra: dict = {"anchor": [round(shape.anchor[0], 3), round(shape.anchor[1], 3)],
                        "angle": round(shape.angle, 3), "scale": round(shape.scale, 4)}
         if shape.fill:
             extra["fill"] = list(shape.fill)
-        if small:
-            extra["amodal_small"] = {"size": [config.mask_size, config.mask_size], "counts": small[rid - 1]}
+        if len(groups) == 3:
+            extra["amodal_small"] = {"size": [config.mask_size, config.mask_size], "counts": texts[2 * m + k]}
         regions.append(Region(
-            id=rid, amodal=Mask(size, size, polygons=[shape.polygon.ravel().tolist()]), name=shape.name,
-            category_id=config.category_id(shape.name),
-            visible=Mask(size, size, rle={"size": [size, size], "counts": visible_counts[rid - 1]}),
+            id=rid, name=shape.name, category_id=config.category_id(shape.name),
+            amodal=Mask(size, size, polygons=[shape.polygon.ravel().tolist()],
+                        rle={"size": [size, size], "counts": texts[k]}),
+            visible=Mask(size, size, rle={"size": [size, size], "counts": texts[m + k]}),
             depth_rank=m + 1 - rid, extra=extra))
-    # overlapping pairs, the later (higher id) in front: pycocotools' IoU of the amodal RLEs (computed here
-    # once and cached in the masks, where the shard writer reads them)
-    rles = [r.amodal.to_pycocotools() for r in regions]
-    iou = cocomask.iou(rles, rles, [0] * m) if m > 1 else np.zeros((m, m))
-    a, b = np.nonzero(np.triu(np.asarray(iou).reshape(m, m), 1) > 0)
-    edges = set(zip((b + 1).tolist(), (a + 1).tolist()))
-    scene = Scene(id=index, height=size, width=size, regions=regions, order=OcclusionOrder(edges),
+    # overlapping pairs, the later (higher id) in front
+    front, back = np.nonzero(pairs)
+    scene = Scene(id=index, height=size, width=size, regions=regions,
+                  order=OcclusionOrder(set(zip(front.tolist(), back.tolist()))),
                   file_name=f"{split}-{index:08d}.png",
                   image_bytes=encode_png(painted.image, config.png_compression),
                   extra={"generator": "shapes"})
-    depth = int(painted.count.max()) if m else 0
-    ids = np.zeros(depth * n_pix, dtype=np.int32)
-    if m:
-        sizes = [idx.size for idx in painted.pixels]
-        ids[np.concatenate(painted.levels) * np.int64(n_pix) + np.concatenate(painted.pixels)] = \
-            np.repeat(rids, sizes)
-    # The stack of the pixels painted above, equal to LayerStack.from_scene(scene) (see the tests): computed once.
-    scene.layers = LayerStack(ids=ids.reshape(depth, size, size), count=painted.count.reshape(size, size),
-                              front_to_back=tuple(rids), pixels=dict(zip(rids, painted.pixels)),
-                              levels=dict(zip(rids, painted.levels)))
+    # The stack of the pixels painted above, equal to LayerStack.from_scene(scene) (see the tests): computed once,
+    # column-major as from_scene builds it.
+    bounds = painted.pixel_offsets.tolist()
+    scene.layers = LayerStack(
+        ids=ids.reshape(painted.depth, size, size).transpose(0, 2, 1), count=painted.count.reshape(size, size).T,
+        front_to_back=tuple(rids),
+        pixels=RowMajorPixels({rid: painted.pixels[bounds[k]:bounds[k + 1]] for k, rid in enumerate(rids)},
+                              size, size),
+        levels={rid: painted.levels[bounds[k]:bounds[k + 1]] for k, rid in enumerate(rids)})
     return scene
-
