@@ -1,9 +1,10 @@
 """The shapes dataset of the layered-embeddings paper (seed ``002``, Sec. 3): outlined shapes stacked in depth.
 
 Paper default (:data:`PAPER`): a 256x256 white image; ``per_class`` circles, triangles and rectangles, shuffled;
-the draw order is the depth order (a later shape is nearer); each shape's anchor is uniform in [0.1, 0.9] of
-the side (shapes may leave the canvas) and its rotation uniform in [0, 360) degrees (circles unrotated); fixed
-sizes relative to the side: circle diameter 0.25, equilateral triangle side 0.3, rectangle a 0.8 x 0.1 bar;
+the draw order is the depth order (a later shape is nearer); each shape's anchor (the top-left corner of its unrotated
+bounding box, as in the paper's public generator) is uniform in [0.1, 0.9] of the side (shapes may leave the
+canvas) and its rotation about the anchor uniform in [0, 360) degrees (circles unrotated); fixed sizes
+relative to the side: circle diameter 0.25, equilateral triangle side 0.3, rectangle a 0.1 x 0.8 bar;
 shapes are filled white like the background with a black outline of 0.01 x side (2 px), so only outlines
 tell them apart. Targets also come at ``mask_size`` (64x64, the paper's output size).
 
@@ -140,21 +141,31 @@ def _curve_vertices(radius_px: float) -> int:
 
 @functools.lru_cache(maxsize=64)
 def _template(name: str, max_side: float) -> np.ndarray:
-    """The class's polygon ``(k, 2)`` in units of the image side, centred on its anchor, unrotated.
+    """The class's polygon ``(k, 2)`` in units of the image side, unrotated, with the top-left corner of its
+    bounding box at the origin: the anchor, which is the point a shape is placed at and rotated about.
 
+    That is where the paper's public generator anchors its shapes (a circle's bounding-box corner, the first
+    corner of a triangle or a bar); with centred shapes, more of each shape stays on the canvas and scenes
+    are more occluded than the paper's (the K-layer oracle of Table 2 then scores lower).
     ``max_side`` (the largest side a jittered shape may reach, in px) fixes the vertex count of curves.
     """
+    centred = _centred_template(name, max_side)
+    return centred - centred.min(axis=0)
+
+
+def _centred_template(name: str, max_side: float) -> np.ndarray:
+    """The class's polygon centred on the origin (see :func:`_template`)."""
     if name == "circle":
         t = np.linspace(0.0, 2 * np.pi, _curve_vertices(0.125 * max_side), endpoint=False)
         return 0.125 * np.stack([np.cos(t), np.sin(t)], axis=1)
     if name == "ellipse":
         t = np.linspace(0.0, 2 * np.pi, _curve_vertices(0.15 * max_side), endpoint=False)
         return np.stack([0.15 * np.cos(t), 0.075 * np.sin(t)], axis=1)
-    if name == "triangle":   # equilateral, side 0.3, centred on its centroid
+    if name == "triangle":   # equilateral, side 0.3
         t = np.deg2rad([90.0, 210.0, 330.0])
         return 0.3 / math.sqrt(3.0) * np.stack([np.cos(t), np.sin(t)], axis=1)
-    if name == "rectangle":  # the paper's 0.8 x 0.1 bar
-        return np.array([[-0.4, -0.05], [0.4, -0.05], [0.4, 0.05], [-0.4, 0.05]])
+    if name == "rectangle":  # the paper's bar, 0.1 wide and 0.8 long
+        return np.array([[-0.05, -0.4], [0.05, -0.4], [0.05, 0.4], [-0.05, 0.4]])
     if name == "square":
         return np.array([[-0.1, -0.1], [0.1, -0.1], [0.1, 0.1], [-0.1, 0.1]])
     if name == "star":       # five-pointed, outer radius 0.15, inner radius of the regular pentagram

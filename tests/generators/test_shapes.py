@@ -63,9 +63,10 @@ def test_paper_default_scene():
         assert 0.1 * 256 <= ax <= 0.9 * 256 and 0.1 * 256 <= ay <= 0.9 * 256
 
 
-def test_paper_shape_sizes():
-    """Circle diameter 0.25, equilateral triangle side 0.3, rectangle a 0.8 x 0.1 bar (of the side); circles
-    unrotated; polygons on the 1/256 px grid."""
+def test_paper_shape_sizes_and_anchors():
+    """Circle diameter 0.25, equilateral triangle side 0.3, rectangle a 0.1 x 0.8 bar (of the side); each shape
+    anchored at the top-left corner of its unrotated box, rotated about it (the public generator's placement);
+    circles unrotated; polygons on the 1/256 px grid."""
     seen = set()
     for seed in range(3):
         for r in _scene(seed=seed).regions:
@@ -73,16 +74,21 @@ def test_paper_shape_sizes():
             anchor = np.array(r.extra["anchor"])
             assert np.all(v * 256 == np.round(v * 256))
             sides = np.linalg.norm(v - np.roll(v, -1, axis=0), axis=1)
-            if r.name == "circle":
-                radii = np.linalg.norm(v - anchor, axis=1)
+            if r.name == "circle":      # its box's corner is the anchor: the centre lies 32 px right and down
+                radii = np.linalg.norm(v - (anchor + 32), axis=1)
                 assert np.allclose(radii, 32, atol=0.01)
                 assert r.extra["angle"] == 0
                 assert 32 * (1 - math.cos(math.pi / len(v))) <= 0.1   # chord within 0.1 px of the circle
-            elif r.name == "triangle":
+            elif r.name == "triangle":  # a corner at the anchor
                 assert np.allclose(sides, 0.3 * 256, atol=0.01)
-                assert np.allclose(v.mean(axis=0), anchor, atol=0.01)
-            else:
+                assert np.linalg.norm(v - anchor, axis=1).min() < 0.01
+            else:                       # a corner at the anchor, the long sides leaving it at the given angle
                 assert np.allclose(sorted(sides), [25.6, 25.6, 204.8, 204.8], atol=0.01)
+                corner = np.argmin(np.linalg.norm(v - anchor, axis=1))
+                assert np.linalg.norm(v[corner] - anchor) < 0.01
+                theta = math.radians(r.extra["angle"])
+                long_side = np.array([-math.sin(theta), math.cos(theta)]) * 204.8    # +y, rotated
+                assert min(np.linalg.norm(v - (anchor + long_side), axis=1)) < 0.02
             assert 0 <= r.extra["angle"] < 360
             seen.add(r.name)
     assert seen == {"circle", "triangle", "rectangle"}
