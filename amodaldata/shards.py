@@ -76,8 +76,12 @@ def shard_name(split: str, index: int, count: int) -> str:
     return f"{split}-{index:05d}-of-{count:05d}.parquet"
 
 
+#: Canonical compact JSON (sorted keys), one encoder for every value.
+_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return None if value is None else _JSON.encode(value)
 
 
 def _unjson(text: str | None) -> Any:

@@ -14,6 +14,7 @@ import json
 import os
 import queue as queue_module
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
@@ -161,19 +162,44 @@ def _pool_task(task: ShardTask) -> ShardResult:
 
 
 def _run_pool(tasks: list[ShardTask], workers: int, advance: Callable[[int], None]) -> list[ShardResult]:
+    """Run the tasks on ``workers`` processes: this one and ``workers - 1`` spawned ones.
+
+    A spawned worker needs about a second to start (it imports numpy, pyarrow, numba and loads the compiled
+    kernels); this process, already started, takes tasks from the back of the list meanwhile, the pool from the
+    front, one task queued behind each spawned worker's running one. Which process writes a shard does not
+    change its bytes.
+    """
     import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
     ctx = multiprocessing.get_context("spawn")
     progress = ctx.Queue()
-    results = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+    spawned = workers - 1
+    todo = deque(tasks)
+    results: list[ShardResult] = []
+
+    def here(k: int) -> None:          # progress of this process's task, and of the spawned ones meanwhile
+        advance(k)
+        _drain(progress, advance)
+
+    with ProcessPoolExecutor(max_workers=spawned, mp_context=ctx, initializer=_init_worker,
                              initargs=(progress,)) as pool:
-        pending = {pool.submit(_pool_task, task) for task in tasks}
-        while pending:
-            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            _drain(progress, advance)
-            results.extend(f.result() for f in done)
+        running: set[Future] = set()
+        try:
+            while todo or running:
+                while todo and len(running) < 2 * spawned:
+                    running.add(pool.submit(_pool_task, todo.popleft()))
+                if todo:
+                    results.append(run_task(todo.pop(), here))
+                    done = {f for f in running if f.done()}
+                else:
+                    done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+                running -= done
+                results.extend(f.result() for f in done)
+                _drain(progress, advance)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     _drain(progress, advance)
     return results
 
@@ -262,7 +288,8 @@ def generate_dataset(generator: SceneGenerator, out: str | Path, n: int, *, seed
     """Generate ``n`` scenes as Parquet shards in ``out`` (resuming: finished shards are kept, not redone).
 
     Args:
-        workers: processes for the ``local`` engine (default: all cores; 1 runs in this process).
+        workers: processes for the ``local`` engine, this one included (default: all cores; 1 runs in this
+            process alone).
         engine: ``local`` (process pool) or ``ray`` (Ray tasks; ``ray`` is imported only then).
         title, description: for the dataset card (``README.md``), written once every shard is done.
     """
