@@ -58,6 +58,23 @@ def test_workers_do_not_change_the_bytes(tmp_path):
     assert one.stats == two.stats
 
 
+@pytest.mark.parametrize("broken", ["first", "last"])
+def test_a_failing_shard_stops_the_pool_and_raises(tmp_path, broken):
+    """The spawned worker takes tasks from the front, this process from the back: a failure on either side
+    reaches the caller (the broken task's folder is a file, so its shard cannot be written)."""
+    from dataclasses import replace
+
+    from generators.tasks import _run_pool
+
+    (tmp_path / "not-a-folder").write_text("")
+    tasks = plan(SMALL, tmp_path / "out", 8, seed=1, scenes_per_shard=2)
+    k = 0 if broken == "first" else -1
+    tasks[k] = replace(tasks[k], out=tmp_path / "not-a-folder")
+    with pytest.raises(OSError):
+        _run_pool(tasks, 2, lambda n: None)
+    assert not list((tmp_path / "out").glob(".*.tmp"))     # nothing half-written left behind
+
+
 def test_ray_engine_gives_the_same_bytes(tmp_path):
     import ray                                            # the "ray" extra (part of the dev install)
 
