@@ -181,7 +181,9 @@ PAPER = ShapesConfig()
 
 @dataclass(frozen=True)
 class ShapeDraw:
-    """One drawn shape: class, polygon (px, on the 1/QUANTUM grid), placement and fill."""
+    """One drawn shape: class, polygon (px, on the 1/QUANTUM grid), placement and fill. The placement is
+    recorded as stored in the region's ``extra``: anchor in px and angle in degrees to 0.001, scale to 0.0001
+    (the polygon was computed from the unrounded values)."""
 
     name: str
     polygon: np.ndarray        # (k, 2) float64
@@ -223,7 +225,8 @@ def sample_shapes(config: ShapesConfig, rng: np.random.Generator) -> list[ShapeD
         quantised = np.round(np.stack([x, y], axis=2) * QUANTUM) / QUANTUM
         for j, member in enumerate(members):
             polygons[member] = quantised[j]
-    anchor_list, angle_list, scale_list = anchors.tolist(), angles.tolist(), scales.tolist()
+    anchor_list, angle_list = np.round(anchors, 3).tolist(), np.round(angles, 3).tolist()
+    scale_list = np.round(scales, 4).tolist()
     fill_list = fills.tolist()
     return [ShapeDraw(config.classes[c], polygons[i], tuple(anchor_list[i]), angle_list[i], scale_list[i],
                       tuple(fill_list[i])) for i, c in enumerate(labels.tolist())]
@@ -324,8 +327,7 @@ def generate_scene(config: ShapesConfig, rng: np.random.Generator, index: int, s
     for rid in range(1, m + 1):
         k = m - rid                                  # position in the nearest-first lists
         shape = shapes[kept[k]]
-        extra: dict = {"anchor": [round(shape.anchor[0], 3), round(shape.anchor[1], 3)],
-                       "angle": round(shape.angle, 3), "scale": round(shape.scale, 4)}
+        extra: dict = {"anchor": list(shape.anchor), "angle": shape.angle, "scale": shape.scale}
         if shape.fill:
             extra["fill"] = list(shape.fill)
         if len(groups) == 3:
