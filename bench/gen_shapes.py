@@ -112,7 +112,7 @@ def main() -> None:
               f"write (row + Parquet) {write_cpu / k * 1e3:.2f} ms/scene ({k / write_cpu:.0f}/s)")
 
         _, startup, _ = _timed(lambda: _spawn_one_worker(tmp / "start"))
-        per_shard = max(1, args.n_scale // 40)
+        per_shard = max(1, args.n_scale // 100)
         _, one, one_cpu = _timed(lambda: generate_dataset(PAPER, tmp / "w1", args.n_scale, seed=args.seed,
                                                           scenes_per_shard=per_shard, workers=1, progress=False))
         children = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -165,39 +165,60 @@ def _run_pool(tasks: list[ShardTask], workers: int, advance: Callable[[int], Non
     """Run the tasks on ``workers`` processes: this one and ``workers - 1`` spawned ones.
 
     A spawned worker needs about a second to start (it imports numpy, pyarrow, numba and loads the compiled
-    kernels); this process, already started, takes tasks from the back of the list meanwhile, the pool from the
-    front, one task queued behind each spawned worker's running one. Which process writes a shard does not
-    change its bytes.
+    kernels); this process, already started, takes tasks from the back of the list meanwhile. Each spawned
+    worker holds one task at a time and gets the next one from the front the moment it finishes, so at the
+    end no process waits on more than the one task another is finishing. Which process writes a shard does
+    not change its bytes. The first failure stops the handing out of tasks and is raised.
     """
     import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+    import threading
+    from concurrent.futures import Future, ProcessPoolExecutor, wait
 
     ctx = multiprocessing.get_context("spawn")
     progress = ctx.Queue()
-    spawned = workers - 1
     todo = deque(tasks)
+    lock = threading.Lock()               # guards todo, futures and failed: the pool's thread hands out tasks
+    futures: list[Future] = []
+    failed: list[BaseException] = []
     results: list[ShardResult] = []
+
+    def hand_out(finished: Future | None = None) -> None:
+        with lock:
+            if finished is not None and not finished.cancelled() and finished.exception() is not None:
+                failed.append(finished.exception())
+            if todo and not failed:
+                future = pool.submit(_pool_task, todo.popleft())
+                futures.append(future)
+                future.add_done_callback(hand_out)
 
     def here(k: int) -> None:          # progress of this process's task, and of the spawned ones meanwhile
         advance(k)
         _drain(progress, advance)
 
-    with ProcessPoolExecutor(max_workers=spawned, mp_context=ctx, initializer=_init_worker,
+    with ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx, initializer=_init_worker,
                              initargs=(progress,)) as pool:
-        running: set[Future] = set()
         try:
-            while todo or running:
-                while todo and len(running) < 2 * spawned:
-                    running.add(pool.submit(_pool_task, todo.popleft()))
-                if todo:
-                    results.append(run_task(todo.pop(), here))
-                    done = {f for f in running if f.done()}
-                else:
-                    done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
-                running -= done
-                results.extend(f.result() for f in done)
+            for _ in range(workers - 1):
+                hand_out()
+            while True:
+                with lock:
+                    if failed:
+                        raise failed[0]
+                    task = todo.pop() if todo else None
+                if task is None:
+                    break
+                results.append(run_task(task, here))
+            while True:                   # the spawned workers' last tasks
+                with lock:
+                    pending = [f for f in futures if not f.done()]
+                if not pending:
+                    break
+                wait(pending, timeout=0.2)
                 _drain(progress, advance)
+            results.extend(f.result() for f in futures)
         except BaseException:
+            with lock:
+                todo.clear()
             pool.shutdown(wait=True, cancel_futures=True)
             raise
     _drain(progress, advance)
