@@ -377,22 +377,15 @@ def eval_oracle(gt: Path, src_format: str | None, layers: list[int], classes: st
 
 
 # -- gen: synthetic datasets ------------------------------------------------------------------------------
-def _int_range(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
-    """``"6"`` -> (6, 6); ``"4-8"`` -> (4, 8)."""
-    try:
-        low, _, high = value.partition("-")
-        return int(low), int(high or low)
-    except ValueError:
-        raise click.BadParameter(f"expected N or LOW-HIGH, got {value!r}") from None
-
-
-def _float_range(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float]:
-    """``"0.5-1.25"`` -> (0.5, 1.25); ``"1"`` -> (1.0, 1.0)."""
-    try:
-        low, _, high = value.partition("-")
-        return float(low), float(high or low)
-    except ValueError:
-        raise click.BadParameter(f"expected X or LOW-HIGH, got {value!r}") from None
+def _range(number: type) -> Callable[[click.Context, click.Parameter, str], tuple[Any, Any]]:
+    """A click callback reading ``"N"`` as ``(N, N)`` and ``"LOW-HIGH"`` as ``(LOW, HIGH)``, each a ``number``."""
+    def parse(ctx: click.Context, param: click.Parameter, value: str) -> tuple[Any, Any]:
+        try:
+            low, _, high = value.partition("-")
+            return number(low), number(high or low)
+        except ValueError:
+            raise click.BadParameter(f"expected a {number.__name__} or LOW-HIGH, got {value!r}") from None
+    return parse
 
 
 def _gen_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -430,7 +423,7 @@ def _run_generator(config: Any, n: int, out: Path, seed: int, split: str, scenes
 
 @gen_group.command("shapes")
 @_gen_options
-@click.option("--per-class", default="6", show_default=True, callback=_int_range,
+@click.option("--per-class", default="6", show_default=True, callback=_range(int),
               help="Shapes per class and scene: N, or LOW-HIGH drawn per scene.")
 @click.option("--size", default=256, show_default=True, type=click.IntRange(min=8), help="Image side, px.")
 @click.option("--classes", default="circle,triangle,rectangle", show_default=True,
@@ -470,9 +463,9 @@ def gen_shapes(n: int, out: Path, seed: int, split: str, scenes_per_shard: int, 
               metavar="FORMAT INPUT", help="Source dataset [the built-in COCOA demo data].")
 @click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of the source images (formats that embed images need none).")
-@click.option("--objects", default="1-3", show_default=True, callback=_int_range,
+@click.option("--objects", default="1-3", show_default=True, callback=_range(int),
               help="Objects pasted per scene: N or LOW-HIGH.")
-@click.option("--scale", default="0.5-1.25", show_default=True, callback=_float_range,
+@click.option("--scale", default="0.5-1.25", show_default=True, callback=_range(float),
               help="Scale factor range of a pasted object.")
 @click.option("--min-visible", default=0.25, show_default=True, type=click.FloatRange(0, 1),
               help="Least visible fraction a paste may leave an occluded region.")
