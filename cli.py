@@ -384,7 +384,8 @@ def _range(number: type) -> Callable[[click.Context, click.Parameter, str], tupl
             low, _, high = value.partition("-")
             return number(low), number(high or low)
         except ValueError:
-            raise click.BadParameter(f"expected a {number.__name__} or LOW-HIGH, got {value!r}") from None
+            what = "an integer" if number is int else "a number"
+            raise click.BadParameter(f"expected {what} or LOW-HIGH, got {value!r}") from None
     return parse
 
 
