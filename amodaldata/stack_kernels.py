@@ -1,4 +1,4 @@
-"""Compiled loops (numba) behind the layer stack and the per-region crops.
+"""Compiled loops (numba) over COCO RLE runs: the layer stack, the per-region crops, nearest resampling.
 
 Each kernel is the plain loop its caller documents; numpy versions of the same work need an image- or
 area-sized temporary per step (index expansion, gathers, scatters), which is what these loops save. Compiled on
@@ -141,3 +141,29 @@ def column_major_box(pixels: np.ndarray, height: int) -> tuple[int, int, int, in
             shift += height - bh
         local[o] = pixels[o] - x0 * height - shift
     return x0, y0, x1, y1, local
+
+
+@njit(cache=True, nogil=True)
+def resample_runs(starts: np.ndarray, ends: np.ndarray, run_offsets: np.ndarray, height: int, row: np.ndarray,
+                  column: np.ndarray, out: np.ndarray) -> None:
+    """Nearest resampling of masks given as runs (:func:`decode_runs`) on a ``height``-row image: source pixel
+    (x, y) lands on target pixel (``column[x]``, ``row[y]``), or nowhere where either is -1 (each source row
+    and column feeds at most one target one, as in downsampling). Sets ``out[i, column[x], row[y]]`` (bool,
+    zeros, ``(n, w, h)``: each mask column-major) for every pixel of mask i; only the runs' pieces in kept
+    columns are visited."""
+    for i in range(run_offsets.size - 1):
+        for r in range(run_offsets[i], run_offsets[i + 1]):
+            p = starts[r]
+            x = p // height
+            y = p - x * height
+            while p < ends[r]:
+                stop = min(height, y + ends[r] - p)       # this run's piece in column x
+                c = column[x]
+                if c >= 0:
+                    for source_row in range(y, stop):
+                        target_row = row[source_row]
+                        if target_row >= 0:
+                            out[i, c, target_row] = True
+                p += stop - y
+                x += 1
+                y = 0

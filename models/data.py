@@ -110,24 +110,23 @@ def resize_scene(scene: Scene, height: int, width: int) -> Scene:
     ys = np.minimum(((np.arange(height) + 0.5) * scene.height / height).astype(np.int64), scene.height - 1)
     xs = np.minimum(((np.arange(width) + 0.5) * scene.width / width).astype(np.int64), scene.width - 1)
     if height <= scene.height and width <= scene.width:
-        # downsampling: each sampled row/column is sampled once, so invert the maps and move pixel indices
-        # (cost ~ the mask's area, no full-size bitmap is decoded)
+        # downsampling: each source row/column feeds at most one target one, so invert the maps and walk the
+        # masks' RLE runs (no full-size bitmap is decoded)
+        from amodaldata.stack_kernels import decode_runs, resample_runs
+
         row = np.full(scene.height, -1, np.int64)
         col = np.full(scene.width, -1, np.int64)
         row[ys], col[xs] = np.arange(height), np.arange(width)
-
-        def resample(mask: Mask) -> np.ndarray:
-            idx = mask.flat_indices()
-            r, c = row[idx // scene.width], col[idx % scene.width]
-            keep = (r >= 0) & (c >= 0)
-            out = np.zeros(height * width, dtype=bool)
-            out[r[keep] * width + c[keep]] = True
-            return out.reshape(height, width)
+        raw = [r.amodal.to_pycocotools()["counts"] for r in scene.regions]
+        starts, ends, run_offsets = decode_runs(np.frombuffer(b"".join(raw), dtype=np.uint8),
+                                                np.cumsum([len(c) for c in raw], dtype=np.int64))
+        resampled = np.zeros((len(raw), width, height), dtype=bool)
+        resample_runs(starts, ends, run_offsets, scene.height, row, col, resampled)
+        bitmaps = [m.T for m in resampled]                     # (height, width) views, column-major in memory
     else:
-        def resample(mask: Mask) -> np.ndarray:
-            return mask.to_bitmap()[np.ix_(ys, xs)]
-    regions = [Region(r.id, Mask.from_bitmap(resample(r.amodal)), name=r.name, category_id=r.category_id,
-                      is_stuff=r.is_stuff, depth_rank=r.depth_rank) for r in scene.regions]
+        bitmaps = [r.amodal.to_bitmap()[np.ix_(ys, xs)] for r in scene.regions]
+    regions = [Region(r.id, Mask.from_bitmap(bitmap), name=r.name, category_id=r.category_id,
+                      is_stuff=r.is_stuff, depth_rank=r.depth_rank) for r, bitmap in zip(scene.regions, bitmaps)]
     return Scene(id=scene.id, height=height, width=width, regions=regions, order=scene.order,
                  annotation_id=scene.annotation_id)
 

@@ -85,6 +85,31 @@ def test_resized_targets_are_the_resampled_stack():
     assert resize_scene(scene, 32, 16).order.edges == scene.order.edges
 
 
+@pytest.mark.parametrize("size", [(37, 50), (13, 7), (60, 90), (1, 1), (30, 200)])
+def test_resize_samples_every_mask_at_pixel_centres(size):
+    """Down (kernel over the RLE runs) and up (decoded bitmaps): each mask is the original read at the target
+    pixels' centres; masks with runs that wrap columns, full and empty ones included."""
+    from amodaldata.masks import Mask
+    from amodaldata.order import OcclusionOrder
+    from amodaldata.scene import Region, Scene
+
+    rng = np.random.default_rng(sum(size))
+    height, width = 60, 90
+    bitmaps = [rng.random((height, width)) < 0.3, np.ones((height, width), bool), np.zeros((height, width), bool)]
+    block = np.zeros((height, width), bool)
+    block[5:, 10:40] = True
+    bitmaps.append(block)
+    regions = [Region(i + 1, Mask.from_rle(Mask.from_bitmap(b).to_rle(), height, width), depth_rank=i + 1)
+               for i, b in enumerate(bitmaps)]
+    scene = Scene(1, height, width, regions, OcclusionOrder.from_ranks({r.id: r.depth_rank for r in regions}))
+    h, w = size
+    ys = np.minimum(((np.arange(h) + 0.5) * height / h).astype(np.int64), height - 1)
+    xs = np.minimum(((np.arange(w) + 0.5) * width / w).astype(np.int64), width - 1)
+    resized = resize_scene(scene, h, w)
+    for bitmap, region in zip(bitmaps, resized.regions):
+        assert np.array_equal(region.amodal.to_bitmap(), bitmap[np.ix_(ys, xs)])
+
+
 def test_collate_stacks_images_and_keeps_instances_per_image(shards):
     batch = collate(list(ShardDataset(shards, 64, num_classes=3))[:2])
     assert batch["images"].shape == (2, 3, 64, 64)
