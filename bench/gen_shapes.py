@@ -4,13 +4,16 @@ The paper's setting (seed 002, Sec. 3): 256x256, 6 circles + 6 triangles + 6 rec
 mask encoded (polygons and RLE), visible masks, order, layer stack and 64x64 targets, written by
 :func:`generators.tasks.generate_dataset` (the real path of ``amodaldata gen shapes``). Printed:
 
-- end to end on one worker (in this process): scenes/s, wall clock and per CPU second;
+- end to end on one worker (in this process), over ``--rounds`` rounds: scenes/s, wall clock and per CPU
+  second, and the fastest round per CPU second (the one least disturbed by other processes; the goal's
+  figure, as the other benches take the fastest of their rounds);
 - the floor any generator pays: PNG-encoding the very same images (decoded back from the shards) with PIL at
   its default settings, and with the 1-bit encoder the generator uses; the ratio of the end-to-end CPU time to
   each. End-to-end and PNG rounds alternate, so both see the same machine load;
 - a split of the end-to-end time: generating the Scenes (``generate_scene``) vs writing them (row + Parquet);
-- ``--workers 2`` (this process and one spawned worker) against ``--workers 1`` on ``--n-scale`` scenes, a run
-  long enough for the scale the generator is for (the spawned worker's start-up, printed on its own: importing
+- ``--workers 2`` (this process and one spawned worker) against ``--workers 1`` on ``--n-scale`` scenes, the
+  fastest of ``--scale-rounds`` alternating runs of each; runs long enough for the scale the generator is for
+  (the spawned worker's start-up, printed on its own: importing
   numpy, pyarrow, pandas, pycocotools and numba and loading the compiled kernels from numba's disk cache, is
   a fixed cost of about a second that a short run cannot hide).
 
@@ -20,7 +23,7 @@ from the cache) before anything is timed.
 Goals: >= 500 scenes/s per core end to end; ``--workers 2`` >= 1.8x ``--workers 1``. The load average is printed:
 on a shared machine other processes lower every absolute figure (the ratios are robust to it).
 
-    python bench/gen_shapes.py [--n 1000] [--n-scale 20000] [--rounds 4]
+    python bench/gen_shapes.py [--n 2000] [--rounds 8] [--n-scale 20000] [--scale-rounds 2]
 """
 
 from __future__ import annotations
@@ -72,9 +75,10 @@ def _load() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=1000, help="scenes of the one-worker runs (all rounds)")
-    parser.add_argument("--rounds", type=int, default=4, help="alternating end-to-end / PNG rounds")
+    parser.add_argument("--n", type=int, default=2000, help="scenes of the one-worker runs (all rounds)")
+    parser.add_argument("--rounds", type=int, default=8, help="alternating end-to-end / PNG rounds")
     parser.add_argument("--n-scale", type=int, default=20000, help="scenes of the workers 1 vs 2 runs")
+    parser.add_argument("--scale-rounds", type=int, default=2, help="alternating workers 1 / workers 2 runs")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     print(f"load average before: {_load()}; cores: {os.cpu_count()}")
@@ -84,11 +88,13 @@ def main() -> None:
         per_round = max(1, args.n // args.rounds)
         e2e_wall = e2e_cpu = pil_cpu = own_cpu = 0.0
         scenes = regions = 0
+        best_rate = 0.0
         for k in range(args.rounds):
             out = tmp / f"round{k}"
             report, wall, cpu = _timed(lambda: generate_dataset(PAPER, out, per_round, seed=args.seed + k,
                                                                 scenes_per_shard=250, workers=1, progress=False))
             e2e_wall, e2e_cpu = e2e_wall + wall, e2e_cpu + cpu
+            best_rate = max(best_rate, report.stats.scenes / cpu)
             scenes, regions = scenes + report.stats.scenes, regions + report.stats.regions
             arrays = []
             for scene in read_shards(out):
@@ -97,8 +103,8 @@ def main() -> None:
             pil_cpu += _timed(lambda: [_pil_png(a) for a in arrays])[2]
             own_cpu += _timed(lambda: [encode_png(a, PAPER.png_compression) for a in arrays])[2]
         print(f"end to end, 1 worker: {scenes} scenes ({regions} regions, all masks encoded) in {e2e_wall:.2f} s: "
-              f"{scenes / e2e_wall:.0f} scenes/s wall, {scenes / e2e_cpu:.0f} scenes per CPU second "
-              f"(goal >= {GOAL_RATE:.0f})")
+              f"{scenes / e2e_wall:.0f} scenes/s wall, {scenes / e2e_cpu:.0f} scenes per CPU second; fastest of "
+              f"{args.rounds} rounds {best_rate:.0f} scenes per CPU second (goal >= {GOAL_RATE:.0f})")
         print(f"PNG-encoding the same {scenes} images alone: PIL {scenes / pil_cpu:.0f} images per CPU s, "
               f"the generator's 1-bit encoder {scenes / own_cpu:.0f} images per CPU s")
         print(f"ratio end to end / PNG alone (CPU time): {e2e_cpu / pil_cpu:.2f}x PIL's PNG, "
@@ -113,14 +119,23 @@ def main() -> None:
 
         _, startup, _ = _timed(lambda: _spawn_one_worker(tmp / "start"))
         per_shard = max(1, args.n_scale // 100)
-        _, one, one_cpu = _timed(lambda: generate_dataset(PAPER, tmp / "w1", args.n_scale, seed=args.seed,
-                                                          scenes_per_shard=per_shard, workers=1, progress=False))
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        _, two, here_cpu = _timed(lambda: generate_dataset(PAPER, tmp / "w2", args.n_scale, seed=args.seed,
-                                                           scenes_per_shard=per_shard, workers=2, progress=False))
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        two_cpu = here_cpu + (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
-        same = all((tmp / "w1" / p.name).read_bytes() == p.read_bytes() for p in (tmp / "w2").glob("*.parquet"))
+        one = two = float("inf")
+        one_cpu = two_cpu = 0.0
+        same = True
+        for k in range(args.scale_rounds):     # alternating, so both see the same machine load; fastest counts
+            _, wall, cpu = _timed(lambda: generate_dataset(PAPER, tmp / f"w1-{k}", args.n_scale, seed=args.seed,
+                                                           scenes_per_shard=per_shard, workers=1, progress=False))
+            if wall < one:
+                one, one_cpu = wall, cpu
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            _, wall, here_cpu = _timed(lambda: generate_dataset(PAPER, tmp / f"w2-{k}", args.n_scale, seed=args.seed,
+                                                                scenes_per_shard=per_shard, workers=2, progress=False))
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if wall < two:
+                two = wall
+                two_cpu = here_cpu + (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
+            same = same and all((tmp / f"w1-{k}" / p.name).read_bytes() == p.read_bytes()
+                                for p in (tmp / f"w2-{k}").glob("*.parquet"))
         print(f"workers 1: {args.n_scale / one:.0f} scenes/s; workers 2: {args.n_scale / two:.0f} scenes/s; "
               f"speed-up {one / two:.2f}x (goal >= {GOAL_SPEEDUP}); shards byte-identical: {same}")
         print(f"a spawned worker's start-up: {startup:.2f} s; CPU per scene: workers 1 {one_cpu / args.n_scale * 1e3:.2f} "

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from amodaldata.errors import FormatError
@@ -81,8 +80,9 @@ class ShardStats:
         """The stats of a finished shard, read from its ``regions`` and ``order`` columns."""
         table = pq.read_table(path, columns=["regions", "order"])
         stats = cls()
-        rates = pc.struct_field(pc.list_flatten(table["regions"]), "occlusion_rate").to_numpy(zero_copy_only=False)
-        stats.add(rates, int(pc.sum(pc.list_value_length(table["order"])).as_py() or 0), scenes=table.num_rows)
+        regions = table.column("regions").combine_chunks().flatten()
+        rates = regions.field("occlusion_rate").to_numpy(zero_copy_only=False)
+        stats.add(rates, len(table.column("order").combine_chunks().flatten()), scenes=table.num_rows)
         return stats
 
     def summary(self) -> str:
