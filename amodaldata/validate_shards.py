@@ -31,12 +31,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
+from pycocotools import mask as cocomask
 
 from .errors import DepthCycleError, GeometryError
 from .masks import Mask, normalise_polygons
 from .order import OcclusionOrder
 from .scene import Region, Scene
 from .shards import REQUIRED_COLUMNS, ROW_GROUP_SIZE, SCHEMA, shard_paths
+from .stack_runs import StackRuns
 from .validate import LEAK_RELATIVE, RATE_TOLERANCE, ValidationReport
 
 
@@ -205,7 +207,7 @@ class _Walker:
             except GeometryError as err:
                 self.add("polygons-rle", f"amodal_polygons cannot be rasterised: {err.message}", **at)
             else:
-                differ = int(np.count_nonzero(drawn.to_bitmap() != amodal.to_bitmap()))
+                differ = _pixels_differing(drawn, amodal)
                 if differ:
                     self.add("polygons-rle", f"amodal_polygons rasterise to a mask differing from the amodal RLE "
                              f"in {differ} pixel(s)", **at)
@@ -215,7 +217,8 @@ class _Walker:
 
     def visible_inside(self, region: dict[str, Any], amodal: Mask, visible: Mask, **at: Any) -> None:
         """Visible pixels outside the amodal mask: none when derived, :data:`LEAK_RELATIVE` when given."""
-        outside = int(np.count_nonzero(visible.to_bitmap() & ~amodal.to_bitmap()))
+        both = cocomask.merge([visible.to_pycocotools(), amodal.to_pycocotools()], intersect=True)
+        outside = visible.area() - int(cocomask.area(both))
         allowed = LEAK_RELATIVE * max(visible.area(), 1) if region["visible_given"] else 0
         if outside > allowed:
             self.add("visible-outside-amodal", f"{outside} of {visible.area()} visible pixel(s) lie outside the "
@@ -264,6 +267,7 @@ class _Walker:
         """Stored occlusion rates and derived visible masks against the layer stack of the amodal masks."""
         regions = [Region(rid, c.amodal, depth_rank=c.stored["depth_rank"]) for rid, c in checked.items()]
         stack = Scene(id=where["image_id"], height=h, width=w, regions=regions, order=order).layers
+        runs: StackRuns | None = None
         for rid, region in checked.items():
             at = {**where, "region_id": rid}
             rate, expected = region.stored["occlusion_rate"], stack.occlusion_rate(rid)
@@ -272,7 +276,16 @@ class _Walker:
                 self.add("occlude-rate", f"occlusion_rate {rate:.6g} but the layer stack hides {hidden} of "
                          f"{stack.area(rid)} pixels ({expected:.6g})", **at)
             if not region.stored["visible_given"]:
-                differ = int(np.count_nonzero(region.visible.to_bitmap() != stack.visible(rid)))
+                runs = runs or StackRuns(stack)
+                differ = _pixels_differing(region.visible, Mask.from_rle(runs.visible_rle(rid), h, w))
                 if differ:
                     self.add("visible-order", f"stored visible mask differs from the visible part the order "
                              f"implies in {differ} pixel(s)", **at)
+
+
+def _pixels_differing(a: Mask, b: Mask) -> int:
+    """How many pixels two masks of one size disagree on: 0 at once when their compressed RLE texts are equal
+    (equal texts are equal masks), else counted on the decoded bitmaps."""
+    if a.to_rle()["counts"] == b.to_rle()["counts"]:
+        return 0
+    return int(np.count_nonzero(a.to_bitmap() != b.to_bitmap()))
