@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Iterator, Mapping
 
 import numpy as np
 
-from .errors import AmodalDataError
+from .errors import AmodalDataError, GeometryError
 
 if TYPE_CHECKING:
     from .scene import Scene
@@ -44,15 +44,16 @@ class LayerStack:
 
     @classmethod
     def from_scene(cls, scene: "Scene") -> "LayerStack":
-        """Build the stack in the scene's front-to-back order (raises DepthCycleError on a cyclic order)."""
+        """Build the stack in the scene's front-to-back order (raises DepthCycleError on a cyclic order,
+        GeometryError on an RLE that is not a mask of the image)."""
         ranks = {r.id: r.depth_rank for r in scene.regions if r.depth_rank is not None}
+        by_id = {r.id: r for r in scene.regions}
         try:
             order = scene.order.front_to_back([r.id for r in scene.regions], tie_break=ranks)
+            return cls.from_rles([(rid, by_id[rid].amodal.to_rle()["counts"]) for rid in order],
+                                 scene.height, scene.width)
         except AmodalDataError as err:
             raise err.located(image_id=scene.id, annotation_id=scene.annotation_id)
-        by_id = {r.id: r for r in scene.regions}
-        return cls.from_rles([(rid, by_id[rid].amodal.to_rle()["counts"]) for rid in order],
-                             scene.height, scene.width)
 
     @classmethod
     def from_bitmaps(cls, front_to_back: list[tuple[int, np.ndarray]], height: int, width: int) -> "LayerStack":
@@ -92,7 +93,11 @@ class LayerStack:
         n_pix = height * width
         raw = [c.encode("ascii") if isinstance(c, str) else bytes(c) for _, c in front_to_back]
         text = np.frombuffer(b"".join(raw), dtype=np.uint8)
-        starts, ends, run_offsets = decode_runs(text, np.cumsum([len(r) for r in raw], dtype=np.int64))
+        starts, ends, run_offsets, bad = decode_runs(text, np.cumsum([len(r) for r in raw], dtype=np.int64), n_pix)
+        if bad >= 0:
+            raise GeometryError(f"amodal RLE counts are not a valid mask of {height}x{width} pixels (a character "
+                                "outside '0'..'o', a number cut off, a negative run or runs not adding up to the "
+                                "image)", region_id=front_to_back[bad][0])
         count = _counter(len(front_to_back), n_pix)
         pixels, levels, area_offsets = lay_runs(starts, ends, run_offsets, count)
         rids = [rid for rid, _ in front_to_back]

@@ -14,15 +14,18 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def decode_runs(text: np.ndarray, text_ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def decode_runs(text: np.ndarray, text_ends: np.ndarray, n_pix: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """The runs of ones ``[start, end)`` (column-major flat positions) of several COCO compressed RLE strings
-    joined in ``text`` (uint8; string i ends at ``text_ends[i]``), and ``run_offsets`` (string i's runs are
-    ``run_offsets[i]:run_offsets[i + 1]``).
+    joined in ``text`` (uint8; string i ends at ``text_ends[i]``) on images of ``n_pix`` pixels, and
+    ``run_offsets`` (string i's runs are ``run_offsets[i]:run_offsets[i + 1]``).
 
     pycocotools' ``rleFrString``: each number is little-endian 5-bit groups (char - 48; 0x20: more groups
     follow; 0x10 in the last group: negative), and from the fourth number on it is stored as the difference to
-    the number two places before it. Counts alternate zeros and ones, zeros first. The strings are assumed
-    valid (``Mask.from_rle`` checks them).
+    the number two places before it. Counts alternate zeros and ones, zeros first. The last value is the index
+    of the first string that is not a valid RLE of ``n_pix`` pixels (a character outside '0'..'o', a number cut
+    off, a negative count, counts not adding up to ``n_pix``), -1 when all are: the runs are only meaningful
+    then, and nothing past ``n_pix`` is ever produced.
     """
     n = text_ends.size
     capacity = text.size // 2 + n + 1          # a count takes at least one character; half of them are runs
@@ -41,7 +44,11 @@ def decode_runs(text: np.ndarray, text_ends: np.ndarray) -> tuple[np.ndarray, np
             k = 0
             more = True
             while more:
+                if p >= text_ends[i] or k > 12:
+                    return starts[:runs], ends[:runs], run_offsets, i
                 c = np.int64(text[p]) - 48
+                if c < 0 or c > 63:
+                    return starts[:runs], ends[:runs], run_offsets, i
                 x |= (c & 0x1F) << (5 * k)
                 more = (c & 0x20) != 0
                 p += 1
@@ -50,7 +57,9 @@ def decode_runs(text: np.ndarray, text_ends: np.ndarray) -> tuple[np.ndarray, np
                     x |= np.int64(-1) << (5 * k)
             if m > 2:
                 x += back2
-            if m % 2 == 1:
+            if x < 0 or position + x > n_pix:
+                return starts[:runs], ends[:runs], run_offsets, i
+            if m % 2 == 1 and x > 0:
                 starts[runs] = position
                 ends[runs] = position + x
                 runs += 1
@@ -58,8 +67,10 @@ def decode_runs(text: np.ndarray, text_ends: np.ndarray) -> tuple[np.ndarray, np
             back2 = back1
             back1 = x
             m += 1
+        if position != n_pix:
+            return starts[:runs], ends[:runs], run_offsets, i
         run_offsets[i + 1] = runs
-    return starts[:runs], ends[:runs], run_offsets
+    return starts[:runs], ends[:runs], run_offsets, -1
 
 
 @njit(cache=True, nogil=True)

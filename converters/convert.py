@@ -81,7 +81,7 @@ def convert(src_format: str | None, input: str | Path, dst_format: str, out: str
     read_options = accepted_options(reader, {**options, "images": images, "on_error": policy, "losses": losses,
                                       "load_images": images is not None and dst_format in EMBEDS_IMAGES})
     report = ConversionReport(output=out, source_format=src_format)
-    scenes: Iterable[Scene] = _counting(reader(input, **read_options), report)
+    scenes: Iterable[Scene] = _stacked(reader(input, **read_options), report, policy, input)
     if progress:
         from tqdm import tqdm
 
@@ -99,8 +99,17 @@ def convert(src_format: str | None, input: str | Path, dst_format: str, out: str
     return report
 
 
-def _counting(scenes: Iterator[Scene], report: ConversionReport) -> Iterator[Scene]:
+def _stacked(scenes: Iterator[Scene], report: ConversionReport, policy: ErrorPolicy, source: str | Path
+             ) -> Iterator[Scene]:
+    """The scenes with their layer stack built (every writer reads it; it stays cached on the scene), counted.
+    A scene whose stack cannot be built (a depth cycle, an RLE that is not a mask of the image: shards are
+    read without decoding their counts) goes to the error policy like a bad record of the reader."""
     for scene in scenes:
+        try:
+            scene.layers
+        except AmodalDataError as err:
+            policy.handle(err.located(file=str(source)))
+            continue
         report.scenes += 1
         report.regions += len(scene.regions)
         yield scene

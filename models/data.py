@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 from torch.utils.data import IterableDataset, get_worker_info
 
-from amodaldata.errors import AmodalDataError, AnnotationError, MissingImageError
+from amodaldata.errors import AmodalDataError, AnnotationError, GeometryError, MissingImageError
 from amodaldata.masks import Mask
 from amodaldata.scene import Region, Scene
 from amodaldata.shards import row_to_scene, shard_paths
@@ -118,8 +118,12 @@ def resize_scene(scene: Scene, height: int, width: int) -> Scene:
         col = np.full(scene.width, -1, np.int64)
         row[ys], col[xs] = np.arange(height), np.arange(width)
         raw = [r.amodal.to_pycocotools()["counts"] for r in scene.regions]
-        starts, ends, run_offsets = decode_runs(np.frombuffer(b"".join(raw), dtype=np.uint8),
-                                                np.cumsum([len(c) for c in raw], dtype=np.int64))
+        starts, ends, run_offsets, bad = decode_runs(np.frombuffer(b"".join(raw), dtype=np.uint8),
+                                                     np.cumsum([len(c) for c in raw], dtype=np.int64),
+                                                     scene.height * scene.width)
+        if bad >= 0:
+            raise GeometryError("amodal RLE counts are not a valid mask of the image",
+                                region_id=scene.regions[bad].id)
         resampled = np.zeros((len(raw), width, height), dtype=bool)
         resample_runs(starts, ends, run_offsets, scene.height, row, col, resampled)
         bitmaps = [m.T for m in resampled]                     # (height, width) views, column-major in memory

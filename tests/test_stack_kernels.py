@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pycocotools import mask as cocomask
@@ -34,9 +35,9 @@ def _bitmaps(seed: int, n: int, height: int, width: int) -> list[np.ndarray]:
 def test_decode_runs_matches_pycocotools(seed, n, height, width):
     bitmaps = _bitmaps(seed, n, height, width)
     rles = [cocomask.encode(np.asfortranarray(b, dtype=np.uint8))["counts"] for b in bitmaps]
-    starts, ends, offsets = decode_runs(np.frombuffer(b"".join(rles), dtype=np.uint8),
-                                        np.cumsum([len(r) for r in rles], dtype=np.int64))
-    assert offsets.size == n + 1
+    starts, ends, offsets, bad = decode_runs(np.frombuffer(b"".join(rles), dtype=np.uint8),
+                                             np.cumsum([len(r) for r in rles], dtype=np.int64), height * width)
+    assert bad == -1 and offsets.size == n + 1
     for i, bitmap in enumerate(bitmaps):
         flat = np.zeros(height * width, dtype=bool)
         for s, e in zip(starts[offsets[i]:offsets[i + 1]], ends[offsets[i]:offsets[i + 1]]):
@@ -45,14 +46,39 @@ def test_decode_runs_matches_pycocotools(seed, n, height, width):
         assert np.array_equal(flat, bitmap.T.ravel())
 
 
+@pytest.mark.parametrize("broken", [b"", b"0", b"0`", b"0:0", b"0\x7f", b"1c>", b"0o1", b"0<05"])
+def test_decode_runs_names_the_first_invalid_string(broken):
+    """Characters outside '0'..'o', a number cut off, negative runs and counts not adding up to the image are
+    reported by string index, never decoded past the image (3 x 4 pixels here; "<4" is a valid 12)."""
+    good = cocomask.encode(np.asfortranarray(np.eye(3, 4, dtype=np.uint8)))["counts"]
+    text = good + broken + good
+    ends = np.cumsum([len(good), len(broken), len(good)], dtype=np.int64)
+    assert decode_runs(np.frombuffer(text, dtype=np.uint8), ends, 12)[3] == 1
+    assert decode_runs(np.frombuffer(good, dtype=np.uint8), np.array([len(good)]), 12)[3] == -1
+
+
+def test_a_corrupt_rle_read_unchecked_is_refused_by_the_stack():
+    from amodaldata.errors import GeometryError
+    from amodaldata.masks import Mask
+    from amodaldata.order import OcclusionOrder
+    from amodaldata.scene import Region, Scene
+
+    corrupt = Mask.from_rle({"size": [10, 10], "counts": "0`0"}, 10, 10, check_counts=False)   # as a shard read
+    fine = Mask.from_bitmap(np.eye(10, dtype=bool))
+    scene = Scene(7, 10, 10, [Region(1, fine), Region(2, corrupt)], OcclusionOrder({(1, 2)}))
+    with pytest.raises(GeometryError, match="not a valid mask") as err:
+        scene.layers
+    assert err.value.region_id == 2 and err.value.image_id == 7
+
+
 @PROPERTY
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 6), height=st.integers(1, 23), width=st.integers(1, 23))
 def test_lay_runs_and_lay_pixels_follow_the_running_count(seed, n, height, width):
     bitmaps = _bitmaps(seed, n, height, width)
     flat = [b.T.ravel() for b in bitmaps]                       # column-major, as RLE runs come
     rles = [cocomask.encode(np.asfortranarray(b, dtype=np.uint8))["counts"] for b in bitmaps]
-    starts, ends, run_offsets = decode_runs(np.frombuffer(b"".join(rles), dtype=np.uint8),
-                                            np.cumsum([len(r) for r in rles], dtype=np.int64))
+    starts, ends, run_offsets, _ = decode_runs(np.frombuffer(b"".join(rles), dtype=np.uint8),
+                                               np.cumsum([len(r) for r in rles], dtype=np.int64), height * width)
     count = np.zeros(height * width, dtype=np.uint8)
     pixels, levels, area_offsets = lay_runs(starts, ends, run_offsets, count)
     expected_count = np.zeros(height * width, dtype=np.int64)

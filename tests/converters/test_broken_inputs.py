@@ -188,3 +188,32 @@ def test_cli_exit_codes(make_file, tmp_path):
     assert result.exit_code == 1
     assert "1 x stored area disagreeing with the mask [area]" in result.stdout
     assert "image 1, annotation 1, region 1: area 1 but the mask has 468 pixel(s)" in result.stdout
+
+
+def test_shard_with_corrupt_counts_fails_or_is_skipped_by_convert(cocoa_json, tmp_path):
+    """Shards are read without decoding their RLE counts; a scene whose amodal counts are not a mask of the image
+    is refused when its layer stack is built, located, under the error policy (nothing is written on fail)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from amodaldata.shards import SCHEMA
+    from converters.convert import convert
+
+    shards = tmp_path / "shards"
+    convert("cocoa", cocoa_json, "parquet", shards)
+    first = sorted(shards.glob("*.parquet"))[0]
+    rows = pq.read_table(first).to_pylist()
+    bad = rows[0]["regions"][1]
+    bad["amodal"]["counts"], bad["amodal_polygons"] = "0`0", None
+    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), first)
+
+    result = CliRunner().invoke(main, ["convert", "parquet", str(shards), "--to", "semdist", "--out",
+                                       str(tmp_path / "fail"), "--no-progress"])
+    assert result.exit_code == 1
+    assert f"image {json.loads(rows[0]['image_id'])}" in result.output
+    assert f"region {bad['id']}: amodal RLE counts are not a valid mask" in result.output
+    assert not (tmp_path / "fail").exists()
+
+    report = convert("parquet", shards, "semdist", tmp_path / "skip", on_error="skip")
+    assert len(report.skipped) == 1 and report.skipped[0].region_id == bad["id"]
+    assert report.scenes == sum(1 for _ in (tmp_path / "skip").glob("*.npz"))
