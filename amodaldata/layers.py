@@ -70,6 +70,8 @@ class LayerStack:
         sizes = [idx.size for _, idx in front_to_back]
         pixels = np.concatenate([np.asarray(idx, dtype=np.int64) for _, idx in front_to_back] or
                                 [np.zeros(0, dtype=np.int64)])
+        if pixels.size and (pixels.min() < 0 or pixels.max() >= n_pix):
+            raise ValueError(f"pixel indices must lie in [0, {n_pix}) for a {height}x{width} image")
         area_offsets = np.concatenate(([0], np.cumsum(sizes, dtype=np.int64)))
         count = _counter(len(front_to_back), n_pix)
         levels = lay_pixels(pixels, area_offsets, count)
