@@ -177,7 +177,7 @@ def _run_pool(tasks: list[ShardTask], workers: int, advance: Callable[[int], Non
     ctx = multiprocessing.get_context("spawn")
     progress = ctx.Queue()
     todo = deque(tasks)
-    lock = threading.Lock()               # guards todo, futures and failed: the pool's thread hands out tasks
+    lock = threading.RLock()   # guards todo, futures, failed; re-entered when a future is done before its callback is added
     futures: list[Future] = []
     failed: list[BaseException] = []
     results: list[ShardResult] = []
