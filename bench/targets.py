@@ -3,7 +3,8 @@
 For the built-in COCOA scenes (repeated for stable timing), one round of "ours" builds fresh Masks from the
 polygons (so nothing is cached) and calls :func:`amodaldata.targets.scene_targets`: rasterisation, layer stack,
 visible/amodal masks, sem-dist maps, layering maps, layered masks; once with full-image (N, H, W) per-region
-maps and once with per-region maps in each region's box (``crop=True``, the ROI form SLN's ILM trains on). The stack alone is timed too. The reference, timed in the same run, is
+maps and once with per-region maps in each region's box (``crop=True``, the ROI form SLN's ILM trains on).
+The stack alone is timed too. The reference, timed in the same run, is
 pycocotools alone: ``frPyObjects`` + ``merge`` + ``decode`` of every region's polygon. The goal is a ratio of
 at most 1.5.
 

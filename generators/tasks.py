@@ -177,7 +177,8 @@ def _run_pool(tasks: list[ShardTask], workers: int, advance: Callable[[int], Non
     ctx = multiprocessing.get_context("spawn")
     progress = ctx.Queue()
     todo = deque(tasks)
-    lock = threading.RLock()   # guards todo, futures, failed; re-entered when a future is done before its callback is added
+    # guards todo, futures and failed; re-entrant: a callback added to a future already done runs at once
+    lock = threading.RLock()
     futures: list[Future] = []
     failed: list[BaseException] = []
     results: list[ShardResult] = []
