@@ -12,7 +12,7 @@ so per-region maps cost only that region's pixels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator, Mapping
 
 import numpy as np
@@ -41,6 +41,7 @@ class LayerStack:
     front_to_back: tuple[int, ...]
     pixels: Mapping[int, np.ndarray]
     levels: dict[int, np.ndarray]
+    _rates: dict[int, float] = field(default_factory=dict, init=False, repr=False)   # occlusion rates asked
 
     @classmethod
     def from_scene(cls, scene: "Scene") -> "LayerStack":
@@ -191,8 +192,11 @@ class LayerStack:
 
     def occlusion_rate(self, rid: int) -> float:
         """Hidden fraction of the amodal mask, |invisible| / |amodal| (COCOA ``occlude_rate``); 0 for an empty mask."""
-        area = self.area(rid)
-        return 0.0 if area == 0 else float(np.count_nonzero(self.levels[rid])) / area
+        rate = self._rates.get(rid)
+        if rate is None:
+            area = self.area(rid)
+            rate = self._rates[rid] = 0.0 if area == 0 else float(np.count_nonzero(self.levels[rid])) / area
+        return rate
 
     def max_level(self, rid: int) -> int:
         """The deepest visibility level of the region (-1 for an empty mask)."""
