@@ -28,7 +28,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import shapely
@@ -326,6 +326,20 @@ class _Walker:
         rles = cocomask.frPyObjects([list(map(float, p)) for p in polys], h, w)
         return cocomask.decode(cocomask.merge(rles)).astype(bool)
 
+    def annotation_objects(self, annotations: Any, instances: bool = False) -> Iterator[dict]:
+        """The annotation objects of an ``annotations`` list, each counted (also as a region when every
+        annotation is one instance); a list that is not one, and items that are not objects, are reported."""
+        if not isinstance(annotations, list):
+            self.add("schema", "'annotations' must be a list")
+            return
+        for index, ann in enumerate(annotations):
+            self.report.annotations += 1
+            self.report.regions += instances
+            if not isinstance(ann, dict):
+                self.add("schema", f"annotation #{index} is a {type(ann).__name__}, not an object")
+                continue
+            yield ann
+
     # -- COCOA / BSDS -------------------------------------------------------------------------------
     def nested(self, data: Any) -> None:
         if isinstance(data, dict) and "annotations" in data:
@@ -340,15 +354,8 @@ class _Walker:
             self.add("schema", f"not a {self.layout.name} file: expected 'annotations', a list of annotations or "
                      "one annotation with 'regions'")
             return
-        if not isinstance(annotations, list):
-            self.add("schema", "'annotations' must be a list")
-            return
         seen: set[Any] = set()
-        for index, ann in enumerate(annotations):
-            self.report.annotations += 1
-            if not isinstance(ann, dict):
-                self.add("schema", f"annotation #{index} is a {type(ann).__name__}, not an object")
-                continue
+        for ann in self.annotation_objects(annotations):
             image_id, ann_id = ann.get("image_id"), ann.get("id")
             where = {"image_id": image_id, "annotation_id": ann_id}
             if ann_id is not None:
@@ -505,16 +512,8 @@ class _Walker:
         sizes = self.image_records(data["images"])
         categories = self.categories(data.get("categories"))
         annotations = data["annotations"]
-        if not isinstance(annotations, list):
-            self.add("schema", "'annotations' must be a list")
-            return
         seen: set[Any] = set()
-        for index, ann in enumerate(annotations):
-            self.report.annotations += 1
-            self.report.regions += 1
-            if not isinstance(ann, dict):
-                self.add("schema", f"annotation #{index} is a {type(ann).__name__}, not an object")
-                continue
+        for ann in self.annotation_objects(annotations, instances=True):
             image_id, ann_id = ann.get("image_id"), ann.get("id")
             at = {"image_id": image_id, "annotation_id": ann_id}
             if not _typed(ann_id, (int, str)):
