@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import multiprocessing
 import os
 import resource
 import tempfile
@@ -62,7 +63,6 @@ def _pil_png(image: np.ndarray) -> bytes:
 
 def _spawn_one_worker(out: Path) -> None:
     """A pool of one spawned worker running one one-scene shard: the start-up a spawned worker costs."""
-    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -130,6 +130,8 @@ def main() -> None:
             children = resource.getrusage(resource.RUSAGE_CHILDREN)
             _, wall, here_cpu = _timed(lambda: generate_dataset(PAPER, tmp / f"w2-{k}", args.n_scale, seed=args.seed,
                                                                 scenes_per_shard=per_shard, workers=2, progress=False))
+            for child in multiprocessing.active_children():  # the worker exits after the results are in
+                child.join()
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             if wall < two:
                 two = wall

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue as queue_module
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -167,21 +166,27 @@ def _run_pool(tasks: list[ShardTask], workers: int, advance: Callable[[int], Non
     A spawned worker needs about a second to start (it imports numpy, pyarrow, numba and loads the compiled
     kernels); this process, already started, takes tasks from the back of the list meanwhile. Each spawned
     worker holds one task at a time and gets the next one from the front the moment it finishes, so at the
-    end no process waits on more than the one task another is finishing. Which process writes a shard does
-    not change its bytes. The first failure stops the handing out of tasks and is raised.
+    end no process waits on more than the one task another is finishing. Once no task is left to hand out,
+    the pool is shut down without waiting: idle workers exit while the others finish, and the results are
+    returned without waiting for the workers' interpreters to tear down (~0.2 s each). Which process writes a
+    shard does not change its bytes. The first failure stops the handing out of tasks, lets the tasks already
+    running finish their shards (each is written whole or not at all) and is raised.
     """
     import multiprocessing
     import threading
     from concurrent.futures import Future, ProcessPoolExecutor, wait
 
     ctx = multiprocessing.get_context("spawn")
-    progress = ctx.Queue()
+    # written synchronously by the workers, so a task's progress is all in the pipe before its result arrives
+    progress = ctx.SimpleQueue()
     todo = deque(tasks)
     # guards todo, futures and failed; re-entrant: a callback added to a future already done runs at once
     lock = threading.RLock()
     futures: list[Future] = []
     failed: list[BaseException] = []
     results: list[ShardResult] = []
+    pool = ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx, initializer=_init_worker,
+                               initargs=(progress,))
 
     def hand_out(finished: Future | None = None) -> None:
         with lock:
@@ -196,42 +201,41 @@ def _run_pool(tasks: list[ShardTask], workers: int, advance: Callable[[int], Non
         advance(k)
         _drain(progress, advance)
 
-    with ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx, initializer=_init_worker,
-                             initargs=(progress,)) as pool:
-        try:
-            for _ in range(workers - 1):
-                hand_out()
-            while True:
-                with lock:
-                    if failed:
-                        raise failed[0]
-                    task = todo.pop() if todo else None
-                if task is None:
-                    break
-                results.append(run_task(task, here))
-            while True:                   # the spawned workers' last tasks
-                with lock:
-                    pending = [f for f in futures if not f.done()]
-                if not pending:
-                    break
-                wait(pending, timeout=0.2)
-                _drain(progress, advance)
-            results.extend(f.result() for f in futures)
-        except BaseException:
+    try:
+        for _ in range(workers - 1):
+            hand_out()
+        while True:
             with lock:
-                todo.clear()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+                if failed:
+                    raise failed[0]
+                task = todo.pop() if todo else None
+                if not todo:
+                    pool.shutdown(wait=False)     # nothing left to hand out
+            if task is None:
+                break
+            results.append(run_task(task, here))
+        while True:                   # the spawned workers' last tasks
+            with lock:
+                pending = [f for f in futures if not f.done()]
+            if not pending:
+                break
+            wait(pending, timeout=0.2)
+            _drain(progress, advance)
+        results.extend(f.result() for f in futures)
+    except BaseException:
+        with lock:
+            todo.clear()
+            running = [f for f in futures if not f.cancel()]
+        wait(running)                 # a running task finishes its shard; none is left half-written
+        pool.shutdown(wait=True)
+        raise
     _drain(progress, advance)
     return results
 
 
 def _drain(progress: Any, advance: Callable[[int], None]) -> None:
-    while True:
-        try:
-            advance(progress.get_nowait())
-        except queue_module.Empty:
-            return
+    while not progress.empty():
+        advance(progress.get())
 
 
 # -- Ray --------------------------------------------------------------------------------------------------------

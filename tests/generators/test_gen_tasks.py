@@ -58,6 +58,18 @@ def test_workers_do_not_change_the_bytes(tmp_path):
     assert one.stats == two.stats
 
 
+def test_the_pool_reports_every_scene_once(tmp_path):
+    """Progress from both processes adds up to the scene count by the time the results are returned (the
+    pool is not waited for, so the spawned worker's reports must all be in before its last result)."""
+    from generators.tasks import _run_pool
+
+    seen: list[int] = []
+    results = _run_pool(plan(SMALL, tmp_path, 130, seed=2, scenes_per_shard=13), 2, seen.append)
+    assert sum(seen) == 130
+    assert sorted(r.index for r in results) == list(range(10))
+    assert sum(r.stats.scenes for r in results) == 130
+
+
 @pytest.mark.parametrize("broken", ["first", "last"])
 def test_a_failing_shard_stops_the_pool_and_raises(tmp_path, broken):
     """The spawned worker takes tasks from the front, this process from the back: a failure on either side
