@@ -13,9 +13,12 @@ mask encoded (polygons and RLE), visible masks, order, layer stack and 64x64 tar
 - a split of the end-to-end time: generating the Scenes (``generate_scene``) vs writing them (row + Parquet);
 - ``--workers 2`` (this process and one spawned worker) against ``--workers 1`` on ``--n-scale`` scenes, the
   fastest of ``--scale-rounds`` alternating runs of each; runs long enough for the scale the generator is for
-  (the spawned worker's start-up, printed on its own: importing
-  numpy, pyarrow, pandas, pycocotools and numba and loading the compiled kernels from numba's disk cache, is
-  a fixed cost of about a second that a short run cannot hide).
+  (the spawned worker's start-up, printed on its own: importing numpy, pyarrow, pandas (pyarrow imports it at
+  its first conversion), pycocotools and numba (with scipy, which numba imports when it is installed), and
+  loading the compiled kernels from numba's disk cache, is a fixed cost of about a second that a short run
+  cannot hide). A run ends when ``generate_dataset`` returns,
+  with every shard written: the worker's interpreter exits in the background, and is joined before the next
+  run starts so that it does not slow that one down.
 
 The one-worker runs are preceded by a warm-up run in this process, so the kernels are compiled (or loaded
 from the cache) before anything is timed.
@@ -23,7 +26,7 @@ from the cache) before anything is timed.
 Goals: >= 500 scenes/s per core end to end; ``--workers 2`` >= 1.8x ``--workers 1``. The load average is printed:
 on a shared machine other processes lower every absolute figure (the ratios are robust to it).
 
-    python bench/gen_shapes.py [--n 2000] [--rounds 8] [--n-scale 20000] [--scale-rounds 2]
+    python bench/gen_shapes.py [--n 2000] [--rounds 8] [--n-scale 20000] [--scale-rounds 3]
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="scenes of the one-worker runs (all rounds)")
     parser.add_argument("--rounds", type=int, default=8, help="alternating end-to-end / PNG rounds")
     parser.add_argument("--n-scale", type=int, default=20000, help="scenes of the workers 1 vs 2 runs")
-    parser.add_argument("--scale-rounds", type=int, default=2, help="alternating workers 1 / workers 2 runs")
+    parser.add_argument("--scale-rounds", type=int, default=3, help="alternating workers 1 / workers 2 runs")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     print(f"load average before: {_load()}; cores: {os.cpu_count()}")
