@@ -142,7 +142,7 @@ def main() -> None:
             same = same and all((tmp / f"w1-{k}" / p.name).read_bytes() == p.read_bytes()
                                 for p in (tmp / f"w2-{k}").glob("*.parquet"))
         print(f"workers 1: {args.n_scale / one:.0f} scenes/s; workers 2: {args.n_scale / two:.0f} scenes/s; "
-              f"speed-up {one / two:.2f}x (goal >= {GOAL_SPEEDUP}); shards byte-identical: {same}")
+              f"speed-up {one / two:.3f}x (goal >= {GOAL_SPEEDUP}); shards byte-identical: {same}")
         print(f"a spawned worker's start-up: {startup:.2f} s; CPU per scene: workers 1 "
               f"{one_cpu / args.n_scale * 1e3:.2f} ms, workers 2 {two_cpu / args.n_scale * 1e3:.2f} ms "
               f"(both processes, start-up included; load average {_load()})")
