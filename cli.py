@@ -462,7 +462,8 @@ def gen_shapes(n: int, out: Path, seed: int, split: str, scenes_per_shard: int, 
 @gen_group.command("overlay")
 @_gen_options
 @click.option("--source", nargs=2, type=(str, click.Path(exists=True, path_type=Path)), default=None,
-              metavar="FORMAT INPUT", help="Source dataset [the built-in COCOA demo data].")
+              metavar="FORMAT INPUT", help="Source dataset: cocoa, cocoa-cls, kins, d2sa, bsds or parquet (a folder "
+              "of shards) and its file or folder [the built-in COCOA demo data].")
 @click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of the source images (formats that embed images need none).")
 @click.option("--objects", default="1-3", show_default=True, callback=_range(int),

@@ -74,6 +74,11 @@ class OverlayConfig:
             raise ValueError("min_area and tries must be >= 1")
         if self.image_format not in IMAGE_FORMATS:
             raise ValueError(f"image_format must be one of {', '.join(IMAGE_FORMATS)}, got {self.image_format!r}")
+        from converters import READERS
+
+        if self.source_format not in READERS:
+            raise ValueError(f"unknown source format {self.source_format!r}; known: {', '.join(sorted(READERS))} "
+                             "(parquet: a folder of shards)")
         # absolute paths: worker processes and reruns from another folder find the same source
         object.__setattr__(self, "source", str(Path(self.source).resolve()))
         if self.images is not None:

@@ -291,18 +291,20 @@ def plan(generator: SceneGenerator, out: str | Path, n: int, *, seed: int = 0, s
 
 
 def _check_manifest(out: Path, manifest: dict[str, Any]) -> None:
-    """Record what the folder holds; refuse a folder that already holds another dataset under this split."""
+    """Record what the folder holds; refuse a folder that already holds another dataset under this split.
+
+    A manifest with no shard beside it (a run that failed before finishing one) holds nothing to mix with,
+    so a run with other options replaces it.
+    """
     path = out / f".generate-{manifest['split']}.json"
     text = json.dumps(manifest, sort_keys=True, indent=1)
-    if path.exists():
-        if json.loads(path.read_text()) != json.loads(text):
-            raise FormatError(f"the folder holds a different generated {manifest['split']!r} split "
-                              f"(see {path.name}); choose another --out or --split", file=str(out))
-        return
-    stray = sorted(p.name for p in out.glob(f"{manifest['split']}-*.parquet"))
-    if stray:
-        raise FormatError(f"the folder already holds {manifest['split']!r} shards from elsewhere ({stray[0]}, ...); "
+    shards = sorted(p.name for p in out.glob(f"{manifest['split']}-*.parquet"))
+    if shards and not path.exists():
+        raise FormatError(f"the folder already holds {manifest['split']!r} shards from elsewhere ({shards[0]}, ...); "
                           "choose another --out or --split", file=str(out))
+    if shards and json.loads(path.read_text()) != json.loads(text):
+        raise FormatError(f"the folder holds a different generated {manifest['split']!r} split "
+                          f"(see {path.name}); choose another --out or --split", file=str(out))
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)

@@ -158,6 +158,28 @@ def test_another_dataset_in_the_same_folder_is_refused(tmp_path):
         generate_dataset(SMALL, foreign, 4, workers=1, progress=False)
 
 
+class _Failing:
+    """A generator that fails before its first scene (a source that cannot be read, say)."""
+
+    name = "shapes"
+
+    def generate(self, rng, indices, split):
+        raise OSError("source unreadable")
+
+    def describe(self):
+        return {"source": "wrong"}
+
+
+def test_a_run_that_wrote_no_shard_does_not_block_a_corrected_one(tmp_path):
+    with pytest.raises(OSError, match="source unreadable"):
+        generate_dataset(_Failing(), tmp_path, 4, scenes_per_shard=2, workers=1, progress=False)
+    assert not list(tmp_path.glob("*.parquet"))
+    report = generate_dataset(SMALL, tmp_path, 4, scenes_per_shard=2, workers=1, progress=False)
+    assert report.written == 2
+    with pytest.raises(FormatError, match="different generated 'train' split"):
+        generate_dataset(_Failing(), tmp_path, 4, scenes_per_shard=2, workers=1, progress=False)
+
+
 def test_stats_count_occlusion_levels():
     stats = ShardStats()
     stats.add(np.array([0.0, 0.1, 0.25, 0.3, 1.0]), order_edges=3)

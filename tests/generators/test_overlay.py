@@ -139,3 +139,16 @@ def test_no_eligible_object_is_an_error():
 def test_bad_options_are_refused(kwargs):
     with pytest.raises(ValueError):
         OverlayConfig("cocoa", str(COCOA_DEMO_JSON), **kwargs)
+
+
+def test_an_unknown_source_format_is_refused_before_anything_is_written(tmp_path):
+    from click.testing import CliRunner
+
+    from cli import main
+
+    with pytest.raises(ValueError, match="unknown source format 'shards'.*parquet"):
+        OverlayConfig("shards", str(COCOA_DEMO_JSON))
+    result = CliRunner().invoke(main, ["gen", "overlay", "--source", "shards", str(COCOA_DEMO_JSON), "--n", "2",
+                                       "--out", str(tmp_path / "ov"), "--no-progress"])
+    assert result.exit_code == 2 and "unknown source format" in result.output
+    assert not (tmp_path / "ov").exists()
