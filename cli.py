@@ -414,12 +414,28 @@ def gen_group() -> None:
     """Generate synthetic amodal datasets with exact ground truth, as Parquet shards."""
 
 
+def _interrupted(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is Ctrl-C, which inside a compiled kernel surfaces as a SystemError caused by it."""
+    while exc is not None:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc = exc.__cause__
+    return False
+
+
 def _run_generator(config: Any, n: int, out: Path, seed: int, split: str, scenes_per_shard: int,
                    workers: int | None, engine: str, progress: bool) -> None:
     from generators.tasks import generate_dataset
 
-    report = generate_dataset(config, out, n, seed=seed, split=split, scenes_per_shard=scenes_per_shard,
-                              workers=workers, engine=engine, progress=progress)
+    try:
+        report = generate_dataset(config, out, n, seed=seed, split=split, scenes_per_shard=scenes_per_shard,
+                                  workers=workers, engine=engine, progress=progress)
+    except (KeyboardInterrupt, SystemError) as exc:
+        if not _interrupted(exc):
+            raise
+        done = len(list(out.glob(f"{split}-*.parquet")))
+        click.echo(f"interrupted: {done} shard(s) complete in {out}; rerun the same command to resume", err=True)
+        sys.exit(130)
     click.echo(report.summary())
 
 

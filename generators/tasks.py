@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -149,15 +150,54 @@ def run_task(task: ShardTask, on_scenes: Callable[[int], None] | None = None) ->
 
 # -- process pool ---------------------------------------------------------------------------------------------
 _PROGRESS: Any = None
+#: In a spawned worker: set once the process that started it is gone.
+_PARENT_GONE = threading.Event()
+#: In a spawned worker: whether a task is running.
+_RUNNING = False
+#: Seconds an interrupted task of an orphaned worker gets to remove its temporary file before the worker exits.
+ORPHAN_GRACE = 10.0
 
 
 def _init_worker(progress_queue: Any) -> None:
     global _PROGRESS
     _PROGRESS = progress_queue
+    _watch_parent()
+
+
+def _watch_parent() -> None:
+    """End this worker when the process that started it dies (killed, say): a spawned worker holds both ends
+    of the pool's queues, so it would otherwise wait for work forever. A running task is interrupted, so its
+    temporary shard file is removed (the finished shards stay; a rerun resumes), then the process exits."""
+    import _thread
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        _PARENT_GONE.set()
+        if _RUNNING:
+            _thread.interrupt_main()
+            time.sleep(ORPHAN_GRACE)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="amodaldata-parent-watch", daemon=True).start()
 
 
 def _pool_task(task: ShardTask) -> ShardResult:
-    return run_task(task, _PROGRESS.put if _PROGRESS is not None else None)
+    global _RUNNING
+    _RUNNING = True
+    try:
+        return run_task(task, _PROGRESS.put if _PROGRESS is not None else None)
+    except BaseException:
+        if _PARENT_GONE.is_set():
+            os._exit(1)           # interrupted by the watch: nobody is left to report to
+        raise
+    finally:
+        _RUNNING = False
 
 
 def _run_pool(tasks: list[ShardTask], workers: int, advance: Callable[[int], None]) -> list[ShardResult]:
@@ -173,7 +213,6 @@ def _run_pool(tasks: list[ShardTask], workers: int, advance: Callable[[int], Non
     running finish their shards (each is written whole or not at all) and is raised.
     """
     import multiprocessing
-    import threading
     from concurrent.futures import Future, ProcessPoolExecutor, wait
 
     ctx = multiprocessing.get_context("spawn")

@@ -134,6 +134,91 @@ def test_resumes_after_a_kill(tmp_path):
     assert resumed.stats == fresh.stats
 
 
+def _kill_group(pid: int) -> None:
+    """SIGKILL what is left of the process group ``pid`` leads (nothing, when all went as it should)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+LINUX_PROC = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+
+
+@LINUX_PROC
+def test_a_killed_run_leaves_no_worker_and_no_temporary_file(tmp_path):
+    """SIGKILL the main process of a two-process run midway: its spawned worker notices, removes the shard it
+    was writing and exits (a pool's worker would otherwise wait for work forever); a rerun completes the set."""
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "cli", "gen", "shapes", "--n", "4000", "--size", "48", "--per-class", "2-4",
+               "--scenes-per-shard", "50", "--workers", "2", "--no-progress", "--out", str(out)]
+    proc = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 120
+    try:
+        # both processes are writing: the worker takes shards from the front, the main process from the back
+        while not ((out / "train-00000-of-00080.parquet").exists() and (out / "train-00079-of-00080.parquet").exists()):
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        children = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+        proc.kill()
+        proc.wait()
+        assert children
+        while any(_alive(pid) for pid in children):
+            assert time.monotonic() < deadline, "a worker outlived its killed parent"
+            time.sleep(0.05)
+    finally:
+        _kill_group(proc.pid)
+    # the killed process could not remove its own temporary file (the next run does); the worker removed its own
+    left = [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert not [name for name in left if int(name.split(".")[-2]) in children]
+    done = sorted(p.name for p in out.glob("train-*.parquet"))
+    assert 2 <= len(done) < 80
+    assert len(list(read_shards(out))) == 50 * len(done)      # every shard left is whole
+    config = ShapesConfig(size=48, per_class=(2, 4))
+    resumed = generate_dataset(config, out, 4000, scenes_per_shard=50, workers=1, progress=False)
+    assert resumed.skipped == len(done) and resumed.stats.scenes == 4000
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+@LINUX_PROC
+def test_ctrl_c_says_how_to_resume(tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) ends a two-process run with exit code
+    130 and a one-line message, not a traceback; no worker is left and no temporary file."""
+    out = tmp_path / "interrupted"
+    command = [sys.executable, "-m", "cli", "gen", "shapes", "--n", "4000", "--size", "48", "--per-class", "2-4",
+               "--scenes-per-shard", "50", "--workers", "2", "--no-progress", "--out", str(out)]
+    proc = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    try:
+        while not list(out.glob("train-*.parquet")):
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        children = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        while any(_alive(pid) for pid in children):     # the worker, and multiprocessing's resource tracker
+            assert time.monotonic() < deadline, "a child outlived the interrupted run"
+            time.sleep(0.05)
+    finally:
+        _kill_group(proc.pid)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "rerun the same command to resume" in err
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
 def test_rerun_skips_everything_and_reads_stats_back(tmp_path):
     first = generate_dataset(SMALL, tmp_path, 9, seed=3, scenes_per_shard=4, workers=1, progress=False)
     stale = tmp_path / ".train-00001-of-00003.parquet.999.tmp"
