@@ -425,8 +425,14 @@ def _interrupted(exc: BaseException | None) -> bool:
 
 def _run_generator(config: Any, n: int, out: Path, seed: int, split: str, scenes_per_shard: int,
                    workers: int | None, engine: str, progress: bool) -> None:
+    import signal
+
     from generators.tasks import generate_dataset
 
+    def terminate(signum: int, frame: Any) -> None:    # a job scheduler's SIGTERM: stop as Ctrl-C does
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         report = generate_dataset(config, out, n, seed=seed, split=split, scenes_per_shard=scenes_per_shard,
                                   workers=workers, engine=engine, progress=progress)
@@ -436,6 +442,8 @@ def _run_generator(config: Any, n: int, out: Path, seed: int, split: str, scenes
         done = len(list(out.glob(f"{split}-*.parquet")))
         click.echo(f"interrupted: {done} shard(s) complete in {out}; rerun the same command to resume", err=True)
         sys.exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     click.echo(report.summary())
 
 

@@ -192,9 +192,11 @@ def test_a_killed_run_leaves_no_worker_and_no_temporary_file(tmp_path):
 
 
 @LINUX_PROC
-def test_ctrl_c_says_how_to_resume(tmp_path):
-    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) ends a two-process run with exit code
-    130 and a one-line message, not a traceback; no worker is left and no temporary file."""
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_an_interrupted_run_says_how_to_resume(tmp_path, stop):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it), or a SIGTERM to the main process (a
+    job scheduler's), ends a two-process run with exit code 130 and a one-line message, not a traceback; no
+    worker is left and no temporary file."""
     out = tmp_path / "interrupted"
     command = [sys.executable, "-m", "cli", "gen", "shapes", "--n", "4000", "--size", "48", "--per-class", "2-4",
                "--scenes-per-shard", "50", "--workers", "2", "--no-progress", "--out", str(out)]
@@ -207,7 +209,10 @@ def test_ctrl_c_says_how_to_resume(tmp_path):
             assert time.monotonic() < deadline
             time.sleep(0.02)
         children = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
-        os.killpg(proc.pid, signal.SIGINT)
+        if stop == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.terminate()
         _, err = proc.communicate(timeout=60)
         while any(_alive(pid) for pid in children):     # the worker, and multiprocessing's resource tracker
             assert time.monotonic() < deadline, "a child outlived the interrupted run"
