@@ -14,7 +14,8 @@ from amodaldata.errors import AmodalDataError, ErrorPolicy
 
 
 def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn an :class:`AmodalDataError` into a one-line message on stderr and exit code 1 (no traceback)."""
+    """Turn an :class:`AmodalDataError` into a one-line message on stderr and exit code 1, and Ctrl-C into
+    "interrupted" and exit code 130 (no traceback)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -23,6 +24,9 @@ def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except AmodalDataError as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
 
     return wrapper
 

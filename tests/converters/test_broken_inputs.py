@@ -191,6 +191,18 @@ def test_cli_exit_codes(make_file, tmp_path):
     assert "image 1, annotation 1, region 1: area 1 but the mask has 468 pixel(s)" in result.stdout
 
 
+def test_ctrl_c_is_a_message_and_exit_code_130(make_file, monkeypatch):
+    """Ctrl-C during a command gives "interrupted" and exit code 130, not a traceback."""
+    import amodaldata.validate
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(amodaldata.validate, "validate_file", interrupted)
+    result = CliRunner().invoke(main, ["validate", str(make_file("cocoa"))])
+    assert result.exit_code == 130 and "interrupted" in result.output and result.exception.__class__ is SystemExit
+
+
 def test_shard_with_corrupt_counts_fails_or_is_skipped_by_convert(cocoa_json, tmp_path):
     """Shards are read without decoding their RLE counts; a scene whose amodal counts are not a mask of the image
     is refused when its layer stack is built, located, under the error policy (nothing is written on fail)."""
