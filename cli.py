@@ -430,21 +430,27 @@ def _interrupted(exc: BaseException | None) -> bool:
 def _run_generator(config: Any, n: int, out: Path, seed: int, split: str, scenes_per_shard: int,
                    workers: int | None, engine: str, progress: bool) -> None:
     import signal
+    from concurrent.futures.process import BrokenProcessPool
 
     from generators.tasks import generate_dataset
 
     def terminate(signum: int, frame: Any) -> None:    # a job scheduler's SIGTERM: stop as Ctrl-C does
         raise KeyboardInterrupt
 
+    def done() -> str:
+        return f"{len(list(out.glob(f'{split}-*.parquet')))} shard(s) complete in {out}; rerun the same command to resume"
+
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
         report = generate_dataset(config, out, n, seed=seed, split=split, scenes_per_shard=scenes_per_shard,
                                   workers=workers, engine=engine, progress=progress)
+    except BrokenProcessPool:
+        click.echo(f"error: a worker process died (killed, or out of memory?); {done()}", err=True)
+        sys.exit(1)
     except (KeyboardInterrupt, SystemError) as exc:
         if not _interrupted(exc):
             raise
-        done = len(list(out.glob(f"{split}-*.parquet")))
-        click.echo(f"interrupted: {done} shard(s) complete in {out}; rerun the same command to resume", err=True)
+        click.echo(f"interrupted: {done()}", err=True)
         sys.exit(130)
     finally:
         signal.signal(signal.SIGTERM, previous)

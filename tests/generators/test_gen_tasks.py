@@ -224,6 +224,37 @@ def test_an_interrupted_run_says_how_to_resume(tmp_path, stop):
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
+@LINUX_PROC
+def test_a_worker_killed_midway_is_reported_and_the_rerun_completes(tmp_path):
+    """A spawned worker killed (by the OOM killer, say): the run stops with a one-line error naming what is
+    done; the rerun writes the rest, and the folder equals an uninterrupted run's."""
+    from cli import main
+
+    out = tmp_path / "broken"
+    options = ["--n", "2000", "--size", "48", "--per-class", "2-4", "--scenes-per-shard", "50", "--no-progress"]
+    command = [sys.executable, "-m", "cli", "gen", "shapes", *options, "--workers", "2", "--out", str(out)]
+    proc = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    try:
+        while not (out / "train-00000-of-00040.parquet").exists():      # the worker has started writing
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        children = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+        worker = [pid for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        os.kill(worker[0], signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        _kill_group(proc.pid)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err and "a worker process died" in err and "rerun the same command" in err
+    result = CliRunner().invoke(main, ["gen", "shapes", *options, "--workers", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    fresh = CliRunner().invoke(main, ["gen", "shapes", *options, "--workers", "1", "--out", str(tmp_path / "fresh")])
+    assert fresh.exit_code == 0 and _files(out) == _files(tmp_path / "fresh")
+
+
 def test_rerun_skips_everything_and_reads_stats_back(tmp_path):
     first = generate_dataset(SMALL, tmp_path, 9, seed=3, scenes_per_shard=4, workers=1, progress=False)
     stale = tmp_path / ".train-00001-of-00003.parquet.999.tmp"
