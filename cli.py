@@ -403,7 +403,7 @@ def _gen_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--split", default="train", show_default=True, help="Split name in the shard file names."),
         click.option("--scenes-per-shard", default=1000, show_default=True, type=click.IntRange(min=1)),
         click.option("--workers", type=click.IntRange(min=1),
-                     help="Processes generating, this one included [all cores]."),
+                     help="Processes generating, this one included [the CPUs this process may use]."),
         click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
                      help="local: process pool; ray: Ray tasks on the cluster ray.init() finds."),
         click.option("--progress/--no-progress", default=True, show_default=True),

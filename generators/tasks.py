@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator, Protocol
 import numpy as np
 import pyarrow.parquet as pq
 
+from amodaldata.cpus import available_cpus
 from amodaldata.errors import FormatError
 from amodaldata.scene import Scene
 from amodaldata.shards import shard_name, write_dataset_card, write_shard
@@ -355,8 +356,8 @@ def generate_dataset(generator: SceneGenerator, out: str | Path, n: int, *, seed
     """Generate ``n`` scenes as Parquet shards in ``out`` (resuming: finished shards are kept, not redone).
 
     Args:
-        workers: processes for the ``local`` engine, this one included (default: all cores; 1 runs in this
-            process alone).
+        workers: processes for the ``local`` engine, this one included (default: the CPUs this process may
+            use, :func:`amodaldata.cpus.available_cpus`; 1 runs in this process alone).
         engine: ``local`` (process pool) or ``ray`` (Ray tasks; ``ray`` is imported only then).
         title, description: for the dataset card (``README.md``), written once every shard is done.
     """
@@ -388,7 +389,7 @@ def generate_dataset(generator: SceneGenerator, out: str | Path, n: int, *, seed
         elif engine == "ray":
             results = _run_ray(todo, advance)
         else:
-            workers = min(workers or os.cpu_count() or 1, len(todo))
+            workers = min(workers or available_cpus(), len(todo))
             results = ([run_task(t, advance) for t in todo] if workers == 1
                        else _run_pool(todo, workers, advance))
     finally:

@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from amodaldata.cpus import available_cpus
 from amodaldata.errors import AmodalDataError
 
 from . import MODELS, build_model
@@ -116,7 +117,7 @@ def setup(device: str) -> Runtime:
     dev = select_device(device, local_rank)
     if dev.type == "cpu":       # ranks on one machine share its cores
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size)))
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+        torch.set_num_threads(max(1, available_cpus() // local_world))
     if not dist.is_initialized():
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", init_method="env://")
     return Runtime(dist.get_rank(), dist.get_world_size(), dev, True)
