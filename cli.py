@@ -24,11 +24,22 @@ def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except AmodalDataError as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(1)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SystemError) as exc:
+            if not _interrupted(exc):
+                raise
             click.echo("interrupted", err=True)
             sys.exit(130)
 
     return wrapper
+
+
+def _interrupted(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is Ctrl-C, which inside a compiled kernel surfaces as a SystemError caused by it."""
+    while exc is not None:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc = exc.__cause__
+    return False
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -416,15 +427,6 @@ def _gen_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @main.group("gen")
 def gen_group() -> None:
     """Generate synthetic amodal datasets with exact ground truth, as Parquet shards."""
-
-
-def _interrupted(exc: BaseException | None) -> bool:
-    """Whether ``exc`` is Ctrl-C, which inside a compiled kernel surfaces as a SystemError caused by it."""
-    while exc is not None:
-        if isinstance(exc, KeyboardInterrupt):
-            return True
-        exc = exc.__cause__
-    return False
 
 
 def _run_generator(config: Any, n: int, out: Path, seed: int, split: str, scenes_per_shard: int,

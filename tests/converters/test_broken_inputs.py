@@ -191,16 +191,34 @@ def test_cli_exit_codes(make_file, tmp_path):
     assert "image 1, annotation 1, region 1: area 1 but the mask has 468 pixel(s)" in result.stdout
 
 
-def test_ctrl_c_is_a_message_and_exit_code_130(make_file, monkeypatch):
-    """Ctrl-C during a command gives "interrupted" and exit code 130, not a traceback."""
+@pytest.mark.parametrize("in_kernel", [False, True])
+def test_ctrl_c_is_a_message_and_exit_code_130(make_file, monkeypatch, in_kernel):
+    """Ctrl-C during a command gives "interrupted" and exit code 130, not a traceback; inside a compiled
+    kernel it surfaces as a SystemError caused by the KeyboardInterrupt, which counts the same."""
     import amodaldata.validate
 
     def interrupted(*args: Any, **kwargs: Any) -> Any:
-        raise KeyboardInterrupt
+        if not in_kernel:
+            raise KeyboardInterrupt
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise SystemError("CPUDispatcher(...) returned a result with an exception set") from exc
 
     monkeypatch.setattr(amodaldata.validate, "validate_file", interrupted)
     result = CliRunner().invoke(main, ["validate", str(make_file("cocoa"))])
     assert result.exit_code == 130 and "interrupted" in result.output and result.exception.__class__ is SystemExit
+
+
+def test_a_system_error_of_another_cause_is_not_hidden(make_file, monkeypatch):
+    import amodaldata.validate
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise SystemError("a real bug")
+
+    monkeypatch.setattr(amodaldata.validate, "validate_file", broken)
+    result = CliRunner().invoke(main, ["validate", str(make_file("cocoa"))])
+    assert isinstance(result.exception, SystemError) and "interrupted" not in result.output
 
 
 def test_shard_with_corrupt_counts_fails_or_is_skipped_by_convert(cocoa_json, tmp_path):
