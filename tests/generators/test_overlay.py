@@ -152,3 +152,32 @@ def test_an_unknown_source_format_is_refused_before_anything_is_written(tmp_path
                                        "--out", str(tmp_path / "ov"), "--no-progress"])
     assert result.exit_code == 2 and "unknown source format" in result.output
     assert not (tmp_path / "ov").exists()
+
+
+@pytest.mark.parametrize(("fmt", "writer", "label_map"), [("kins", "kins", "car"), ("kins", "kins-2020", "car"),
+                                                          ("d2sa", "d2sa", 1), ("cocoa-cls", "cocoa-cls", "cup"),
+                                                          ("parquet", "parquet", None)])
+def test_every_source_format_feeds_the_overlay(tmp_path, fmt, writer, label_map):
+    """The COCOA demo written in another format (names mapped to one of its categories; shards embed the
+    images) is a source like the original: the same objects are cut out and pasted."""
+    from converters import read, write
+
+    scenes = list(read("cocoa", COCOA_DEMO_JSON, images=COCOA_DEMO_DIR, load_images=fmt == "parquet"))
+    out = tmp_path / ("shards" if fmt == "parquet" else f"{writer}.json")
+    options = {} if label_map is None else {"label_map": {name: label_map for s in scenes for name in
+                                                          {r.name for r in s.regions if r.name is not None}}}
+    write(writer, scenes, out, **options)
+    images = None if fmt == "parquet" else str(COCOA_DEMO_DIR)
+    config = OverlayConfig(fmt, str(out), images, objects=(2, 2), min_area=100, image_format="png")
+    original = OverlayConfig("cocoa", str(COCOA_DEMO_JSON), str(COCOA_DEMO_DIR), objects=(2, 2), min_area=100,
+                             image_format="png")
+    source, reference = load_source(config), load_source(original)
+    assert len(source.objects) == len(reference.objects) > 0
+    assert all(np.array_equal(a.mask, b.mask) and np.array_equal(a.pixels, b.pixels)
+               for a, b in zip(source.objects, reference.objects))
+    scene = generate_scene(config, source, np.random.default_rng(3), 0)
+    want = generate_scene(original, reference, np.random.default_rng(3), 0)
+    pasted = [r for r in scene.regions if "pasted_from" in r.extra]
+    assert len(pasted) == 2
+    assert [r.amodal.to_rle()["counts"] for r in pasted] == [r.amodal.to_rle()["counts"] for r in want.regions
+                                                              if "pasted_from" in r.extra]
