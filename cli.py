@@ -440,7 +440,8 @@ def _run_generator(config: Any, n: int, out: Path, seed: int, split: str, scenes
         raise KeyboardInterrupt
 
     def done() -> str:
-        return f"{len(list(out.glob(f'{split}-*.parquet')))} shard(s) complete in {out}; rerun the same command to resume"
+        shards = len(list(out.glob(f"{split}-*.parquet")))
+        return f"{shards} shard(s) complete in {out}; rerun the same command to resume"
 
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
