@@ -3,6 +3,7 @@ the summary and the dataset card, and the ``amodaldata gen`` commands."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -136,10 +137,8 @@ def test_resumes_after_a_kill(tmp_path):
 
 def _kill_group(pid: int) -> None:
     """SIGKILL what is left of the process group ``pid`` leads (nothing, when all went as it should)."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _alive(pid: int) -> bool:
