@@ -300,6 +300,25 @@ def test_a_run_that_wrote_no_shard_does_not_block_a_corrected_one(tmp_path):
         generate_dataset(_Failing(), tmp_path, 4, scenes_per_shard=2, workers=1, progress=False)
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="fcntl locks (POSIX)")
+def test_a_second_run_on_the_same_split_is_refused_while_the_first_writes(tmp_path):
+    """Another run writing the split (its lock held, here by hand) is not disturbed: its temporary files stay;
+    other splits of the folder can be written meanwhile, and the split can once the lock is released."""
+    import fcntl
+
+    stray = tmp_path / ".train-00000-of-00002.parquet.99999.tmp"      # the other run's shard in progress
+    stray.write_bytes(b"partial")
+    with open(tmp_path / ".generate-train.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(FormatError, match="another run is writing the 'train' split"):
+            generate_dataset(SMALL, tmp_path, 4, scenes_per_shard=2, workers=1, progress=False)
+        assert stray.exists()
+        generate_dataset(SMALL, tmp_path, 2, split="val", scenes_per_shard=2, workers=1, progress=False)
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    report = generate_dataset(SMALL, tmp_path, 4, scenes_per_shard=2, workers=1, progress=False)
+    assert report.written == 2 and not stray.exists()
+
+
 def test_stats_count_occlusion_levels():
     stats = ShardStats()
     stats.add(np.array([0.0, 0.1, 0.25, 0.3, 1.0]), order_edges=3)
