@@ -334,8 +334,8 @@ def plan(generator: SceneGenerator, out: str | Path, n: int, *, seed: int = 0, s
 @contextlib.contextmanager
 def _one_run_at_a_time(out: Path, split: str) -> Iterator[None]:
     """Hold an exclusive lock on the split's output while a run writes it (``fcntl`` locks; where there are none,
-    as on Windows, runs are not guarded). A second run on the same folder and split would otherwise remove
-    the first one's temporary shard files as stale; it is refused instead."""
+    as on Windows or a file system without locks, runs are not guarded). A second run on the same folder and
+    split would otherwise remove the first one's temporary shard files as stale; it is refused instead."""
     try:
         import fcntl
     except ImportError:
@@ -347,6 +347,9 @@ def _one_run_at_a_time(out: Path, split: str) -> Iterator[None]:
         except BlockingIOError:
             raise FormatError(f"another run is writing the {split!r} split of this folder; wait for it to end, or "
                               "choose another --out or --split", file=str(out)) from None
+        except OSError:               # no locks here (ENOLCK on some network file systems)
+            yield
+            return
         try:
             yield
         finally:

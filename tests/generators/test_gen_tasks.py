@@ -319,6 +319,18 @@ def test_a_second_run_on_the_same_split_is_refused_while_the_first_writes(tmp_pa
     assert report.written == 2 and not stray.exists()
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="fcntl locks (POSIX)")
+def test_a_file_system_without_locks_still_generates(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    assert generate_dataset(SMALL, tmp_path, 4, scenes_per_shard=2, workers=1, progress=False).written == 2
+
+
 def test_stats_count_occlusion_levels():
     stats = ShardStats()
     stats.add(np.array([0.0, 0.1, 0.25, 0.3, 1.0]), order_edges=3)
