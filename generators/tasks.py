@@ -344,16 +344,17 @@ def _one_run_at_a_time(out: Path, split: str) -> Iterator[None]:
     with open(out / f".generate-{split}.lock", "a") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = True
         except BlockingIOError:
             raise FormatError(f"another run is writing the {split!r} split of this folder; wait for it to end, or "
                               "choose another --out or --split", file=str(out)) from None
         except OSError:               # no locks here (ENOLCK on some network file systems)
-            yield
-            return
+            locked = False
         try:
             yield
         finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            if locked:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _check_manifest(out: Path, manifest: dict[str, Any]) -> None:
