@@ -151,26 +151,34 @@ def run_task(task: ShardTask, on_scenes: Callable[[int], None] | None = None) ->
 
 
 # -- process pool ---------------------------------------------------------------------------------------------
+# A spawned worker ignores Ctrl-C (SIGINT): the main process decides. On Ctrl-C it stops handing out shards and
+# waits for the ones in progress, which are written whole; a second Ctrl-C stops the workers at once.
 _PROGRESS: Any = None
 #: In a spawned worker: set once the process that started it is gone.
 _PARENT_GONE = threading.Event()
 #: In a spawned worker: whether a task is running.
 _RUNNING = False
-#: Seconds an interrupted task of an orphaned worker gets to remove its temporary file before the worker exits.
+#: Seconds an orphaned worker's task gets to stop (it checks at each progress report) before the worker exits.
 ORPHAN_GRACE = 10.0
 
 
+class _Orphaned(Exception):
+    """Raised in a spawned worker's task once the process that started it is gone."""
+
+
 def _init_worker(progress_queue: Any) -> None:
+    import signal
+
     global _PROGRESS
     _PROGRESS = progress_queue
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _watch_parent()
 
 
 def _watch_parent() -> None:
     """End this worker when the process that started it dies (killed, say): a spawned worker holds both ends
-    of the pool's queues, so it would otherwise wait for work forever. A running task is interrupted, so its
-    temporary shard file is removed (the finished shards stay; a rerun resumes), then the process exits."""
-    import _thread
+    of the pool's queues, so it would otherwise wait for work forever. A running task stops at its next
+    progress report and removes its temporary shard file (the finished shards stay; a rerun resumes)."""
     import multiprocessing
     from multiprocessing.connection import wait
 
@@ -182,24 +190,45 @@ def _watch_parent() -> None:
         wait([parent.sentinel])
         _PARENT_GONE.set()
         if _RUNNING:
-            _thread.interrupt_main()
             time.sleep(ORPHAN_GRACE)
         os._exit(1)
 
     threading.Thread(target=watch, name="amodaldata-parent-watch", daemon=True).start()
 
 
+def _report(k: int) -> None:
+    """A spawned worker's progress report (every :data:`PROGRESS_EVERY` scenes), where an orphan stops."""
+    if _PARENT_GONE.is_set():
+        raise _Orphaned
+    _PROGRESS.put(k)
+
+
 def _pool_task(task: ShardTask) -> ShardResult:
     global _RUNNING
     _RUNNING = True
     try:
-        return run_task(task, _PROGRESS.put if _PROGRESS is not None else None)
-    except BaseException:
-        if _PARENT_GONE.is_set():
-            os._exit(1)           # interrupted by the watch: nobody is left to report to
-        raise
+        return run_task(task, _report)
+    except _Orphaned:
+        os._exit(1)               # the temporary shard file is removed by now; nobody is left to report to
     finally:
         _RUNNING = False
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT in this block, so that processes started in it inherit that from the start (a worker
+    interrupted while importing would print a traceback). Only the main thread can set signals; elsewhere
+    the workers ignore SIGINT from their initializer on."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _run_pool(tasks: list[ShardTask], workers: int, advance: Callable[[int], None]) -> list[ShardResult]:
@@ -211,8 +240,8 @@ def _run_pool(tasks: list[ShardTask], workers: int, advance: Callable[[int], Non
     end no process waits on more than the one task another is finishing. Once no task is left to hand out,
     the pool is shut down without waiting: idle workers exit while the others finish, and the results are
     returned without waiting for the workers' interpreters to tear down (~0.2 s each). Which process writes a
-    shard does not change its bytes. The first failure stops the handing out of tasks, lets the tasks already
-    running finish their shards (each is written whole or not at all) and is raised.
+    shard does not change its bytes. The first failure, or Ctrl-C, stops the handing out of tasks, lets the
+    tasks already running finish their shards (each is written whole or not at all) and is raised.
     """
     import multiprocessing
     from concurrent.futures import Future, ProcessPoolExecutor, wait
@@ -242,9 +271,13 @@ def _run_pool(tasks: list[ShardTask], workers: int, advance: Callable[[int], Non
         advance(k)
         _drain(progress, advance)
 
+    spawned: set[Any] = set()
     try:
-        for _ in range(workers - 1):
-            hand_out()
+        before = set(multiprocessing.active_children())
+        with _sigint_ignored():
+            for _ in range(workers - 1):
+                hand_out()                # starts the workers
+        spawned = set(multiprocessing.active_children()) - before
         while True:
             with lock:
                 if failed:
@@ -267,7 +300,11 @@ def _run_pool(tasks: list[ShardTask], workers: int, advance: Callable[[int], Non
         with lock:
             todo.clear()
             running = [f for f in futures if not f.cancel()]
-        wait(running)                 # a running task finishes its shard; none is left half-written
+        try:
+            wait(running)             # the shards in progress are finished; none is left half-written
+        except KeyboardInterrupt:     # a second Ctrl-C: stop at once (a rerun removes their temporary files)
+            for process in spawned:
+                process.terminate()
         pool.shutdown(wait=True)
         raise
     _drain(progress, advance)
