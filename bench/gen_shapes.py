@@ -79,7 +79,7 @@ def _spawn_one_worker(out: Path) -> None:
 _BUSY = "s = 0\nfor i in range(12_000_000):\n    s += i * i\n"
 
 
-def _machine_scaling(rounds: int = 2) -> float:
+def _machine_scaling(rounds: int = 3) -> float:
     """The speed-up of two processes of a pure-Python loop over one (fastest of ``rounds`` each): what this
     machine gives any perfectly parallel work, the ceiling of the generator's speed-up measured in the same run."""
     def run(k: int) -> float:
