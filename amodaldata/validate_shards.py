@@ -34,7 +34,7 @@ from PIL import Image
 from pycocotools import mask as cocomask
 
 from .errors import DepthCycleError, GeometryError
-from .masks import Mask, normalise_polygons
+from .masks import Mask, normalise_polygons, rle_runs
 from .order import OcclusionOrder
 from .scene import Region, Scene
 from .shards import REQUIRED_COLUMNS, ROW_GROUP_SIZE, SCHEMA, shard_paths
@@ -139,8 +139,10 @@ class _Walker:
         if data is not None:
             try:
                 with Image.open(io.BytesIO(data)) as im:
-                    im.load()
                     size = im.size
+                    if im.format == "JPEG":   # every coefficient is still decoded, the scaled-down IDCT is cheaper
+                        im.draft(im.mode, (max(1, size[0] // 8), max(1, size[1] // 8)))
+                    im.load()
             except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
                 self.add("image", f"embedded image bytes do not decode: {exc}", **where)
                 return
@@ -230,7 +232,7 @@ class _Walker:
         for rid, region in checked.items():
             if not region.stored["visible_given"]:
                 continue
-            pixels = np.flatnonzero(region.visible.to_bitmap())
+            pixels = _column_major_pixels(region.visible)
             taken = owner[pixels]
             others, counts = np.unique(taken[taken != 0], return_counts=True)
             for other, n in zip(others.tolist(), counts.tolist()):
@@ -281,6 +283,15 @@ class _Walker:
                 if differ:
                     self.add("visible-order", f"stored visible mask differs from the visible part the order "
                              f"implies in {differ} pixel(s)", **at)
+
+
+def _column_major_pixels(mask: Mask) -> np.ndarray:
+    """The mask's pixels as column-major flat indices, read from its RLE runs (no bitmap is decoded)."""
+    runs = rle_runs(mask.to_rle()["counts"])
+    starts = np.cumsum(runs) - runs
+    first, lengths = starts[1::2], runs[1::2]           # runs alternate background, foreground
+    placed = np.cumsum(lengths) - lengths               # where each run's pixels begin in the output
+    return np.repeat(first - placed, lengths) + np.arange(int(lengths.sum()))
 
 
 def _pixels_differing(a: Mask, b: Mask) -> int:

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from pycocotools import mask as cocomask
 
 from amodaldata.data import COCOA_DEMO_DIR, COCOA_DEMO_JSON
+from amodaldata.masks import Mask
 from amodaldata.shards import SCHEMA, shard_paths, write_shards
 from amodaldata.validate import EXAMPLES, LAYOUTS, validate_file
 from amodaldata.validate_shards import validate_shards
@@ -247,3 +248,13 @@ def test_files_that_are_not_shards(cocoa_shards, tmp_path):
 def test_shards_refuse_fix(cocoa_shards, tmp_path):
     result = CliRunner().invoke(main, ["validate", str(cocoa_shards), "--fix", "--out", str(tmp_path / "f.json")])
     assert result.exit_code == 2 and "--fix repairs annotation files only" in result.stderr
+
+
+def test_column_major_pixels_read_from_the_runs_match_the_bitmap():
+    from amodaldata.validate_shards import _column_major_pixels
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        h, w = (int(v) for v in rng.integers(1, 30, 2))
+        bitmap = rng.random((h, w)) < rng.random()
+        assert np.array_equal(_column_major_pixels(Mask.from_bitmap(bitmap)), np.flatnonzero(bitmap.T))
