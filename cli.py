@@ -411,7 +411,8 @@ def _gen_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
                      help="Output folder (shards + README.md); rerunning the same command resumes."),
         click.option("--seed", default=0, show_default=True, type=int, help="Seed; shard i uses (seed, i)."),
-        click.option("--split", default="train", show_default=True, help="Split name in the shard file names."),
+        click.option("--split", default="train", show_default=True,
+                     help="Split name in the shard file names, as Hugging Face names it (val -> validation)."),
         click.option("--scenes-per-shard", default=1000, show_default=True, type=click.IntRange(min=1)),
         click.option("--workers", type=click.IntRange(min=1),
                      help="Processes generating, this one included [the CPUs this process may use]."),
@@ -434,13 +435,14 @@ def _run_generator(config: Any, n: int, out: Path, seed: int, split: str, scenes
     import signal
     from concurrent.futures.process import BrokenProcessPool
 
+    from amodaldata.shards import canonical_split
     from generators.tasks import generate_dataset
 
     def terminate(signum: int, frame: Any) -> None:    # a job scheduler's SIGTERM: stop as Ctrl-C does
         raise KeyboardInterrupt
 
     def done() -> str:
-        shards = len(list(out.glob(f"{split}-*.parquet")))
+        shards = len(list(out.glob(f"{canonical_split(split)}-*.parquet")))
         return f"{shards} shard(s) complete in {out}; rerun the same command to resume"
 
     previous = signal.signal(signal.SIGTERM, terminate)
@@ -475,10 +477,13 @@ def _run_generator(config: Any, n: int, out: Path, seed: int, split: str, scenes
 @click.option("--mask-size", default=64, show_default=True, type=click.IntRange(min=0),
               help="Side of the extra low-resolution amodal masks (0: none).")
 @click.option("--keep-hidden", is_flag=True, help="Keep shapes with no visible pixel in the annotations.")
+@click.option("--image-mode", type=click.Choice(["L", "RGB", "1"]),
+              help="PNG mode: 8-bit gray, RGB, or 1-bit (fill 'same' only; decoded as bool arrays) [L, RGB for "
+              "--fill random].")
 @reports_errors
 def gen_shapes(n: int, out: Path, seed: int, split: str, scenes_per_shard: int, workers: int | None, engine: str,
                progress: bool, per_class: tuple[int, int], size: int, classes: str, size_jitter: float,
-               outline: float, fill: str, mask_size: int, keep_hidden: bool) -> None:
+               outline: float, fill: str, mask_size: int, keep_hidden: bool, image_mode: str | None) -> None:
     """Outlined shapes stacked in depth (layered-embeddings paper, Sec. 3; the defaults are the paper's).
 
     \b
@@ -490,7 +495,7 @@ def gen_shapes(n: int, out: Path, seed: int, split: str, scenes_per_shard: int, 
     try:
         config = ShapesConfig(size=size, classes=tuple(c.strip() for c in classes.split(",") if c.strip()),
                               per_class=per_class, size_jitter=size_jitter, outline=outline, fill=fill,
-                              mask_size=mask_size, keep_hidden=keep_hidden)
+                              mask_size=mask_size, keep_hidden=keep_hidden, image_mode=image_mode)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     _run_generator(config, n, out, seed, split, scenes_per_shard, workers, engine, progress)

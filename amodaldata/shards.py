@@ -1,7 +1,9 @@
 """Parquet shards: the interchange and training format (DESIGN.md, "Shards").
 
 One row per scene, files ``{split}-{index:05d}-of-{count:05d}.parquet`` in one folder with a ``README.md``
-dataset card, row groups of :data:`ROW_GROUP_SIZE` rows. Columns:
+dataset card, row groups of :data:`ROW_GROUP_SIZE` rows. Split names are written as Hugging Face names them
+(``val`` becomes ``validation``, see :func:`canonical_split`), so ``datasets.load_dataset("parquet",
+data_dir=...)``, which tells splits from file names, and the card's ``configs``, which name them, agree. Columns:
 
 - ``image``: ``struct{bytes: binary, path: string}``, the Hugging Face ``Image`` layout, declared in the
   schema's ``huggingface`` metadata so ``datasets.load_dataset("parquet", ...)`` decodes it;
@@ -28,6 +30,7 @@ from typing import Any, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .atomic import atomic_path
 from .errors import AmodalDataError, ErrorPolicy, FormatError, MissingImageError, OnError
 from .masks import Mask
 from .order import OcclusionOrder
@@ -69,6 +72,20 @@ SCHEMA = pa.schema(
     ],
     metadata={b"huggingface": json.dumps({"info": {"features": {"image": {"_type": "Image"}}}}).encode()},
 )
+
+
+#: The split names of Hugging Face ``datasets`` and the words it reads as each in a file name
+#: (``datasets.data_files.SPLIT_KEYWORDS``; a test keeps the two equal).
+SPLIT_KEYWORDS: dict[str, tuple[str, ...]] = {"train": ("train", "training"),
+                                              "validation": ("validation", "valid", "dev", "val"),
+                                              "test": ("test", "testing", "eval", "evaluation")}
+_CANONICAL_SPLIT = {word: name for name, words in SPLIT_KEYWORDS.items() for word in words}
+
+
+def canonical_split(split: str) -> str:
+    """The Hugging Face name of a split: ``val``, ``valid``, ``dev`` -> ``validation``; ``training`` -> ``train``;
+    ``testing``, ``eval`` -> ``test`` (case-insensitive); any other name is kept as it is."""
+    return _CANONICAL_SPLIT.get(split.lower(), split)
 
 
 def shard_name(split: str, index: int, count: int) -> str:
@@ -185,11 +202,13 @@ def write_shards(scenes: Iterable[Scene], out_dir: str | Path, *, split: str = "
                  scenes_per_shard: int = 1000, card: bool = True) -> list[Path]:
     """Stream ``scenes`` into shards of ``scenes_per_shard`` rows under ``out_dir``; return the shard paths.
 
-    The shard count is known only at the end, so shards are written under temporary names and renamed to
+    ``split`` is written under its Hugging Face name (:func:`canonical_split`). The shard count is known only
+    at the end, so shards are written under temporary names and renamed to
     ``{split}-{i:05d}-of-{n:05d}.parquet`` once all are complete; on an error none is left behind.
     """
     if scenes_per_shard < 1:
         raise ValueError("scenes_per_shard must be >= 1")
+    split = canonical_split(split)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     partial: list[Path] = []
@@ -227,26 +246,97 @@ def _take(iterator: Iterator[Scene], n: int) -> list[Scene]:
     return out
 
 
+def _yaml_feature(dtype: pa.DataType, name: str | None, indent: str) -> list[str]:
+    """The Hugging Face dataset-card YAML of one column (``datasets.Features._to_yaml_list`` layout)."""
+    head = f"{indent}- name: {name}" if name is not None else None
+    inner = indent + ("  " if name is not None else "")
+    if pa.types.is_struct(dtype):
+        body = [f"{inner}struct:"] + [line for f in dtype for line in _yaml_feature(f.type, f.name, inner)]
+    elif pa.types.is_list(dtype):
+        item = dtype.value_type
+        if pa.types.is_struct(item):
+            body = [f"{inner}list:"] + [line for f in item for line in _yaml_feature(f.type, f.name, inner)]
+        elif pa.types.is_list(item):
+            body = [f"{inner}list:"] + _yaml_feature(item, None, inner + "  ")
+        else:
+            body = [f"{inner}list: {_yaml_dtype(item)}"]
+    else:
+        body = [f"{inner}dtype: {_yaml_dtype(dtype)}"]
+    return ([head] if head else []) + body
+
+
+def _yaml_dtype(dtype: pa.DataType) -> str:
+    """``datasets``' name of an Arrow scalar type (Arrow says ``float`` and ``double``)."""
+    return {"halffloat": "float16", "float": "float32", "double": "float64"}.get(str(dtype), str(dtype))
+
+
+def dataset_features_yaml() -> list[str]:
+    """The card's ``dataset_info: features:`` lines declaring :data:`SCHEMA`, ``image`` as an ``Image``."""
+    lines = ["dataset_info:", "  features:"]
+    for f in SCHEMA:
+        lines += ["  - name: image", "    dtype: image"] if f.name == "image" else _yaml_feature(f.type, f.name, "  ")
+    return lines
+
+
+#: The card's "Loading" section; THIS_FOLDER is the folder's path.
+_CARD_LOADING = """\
+```python
+import datasets  # images decode as PIL images (uint8 L or RGB), regions as lists of dicts
+ds = datasets.load_dataset("parquet", data_dir="THIS_FOLDER")  # splits: {splits}
+row = ds["{first}"][0]
+```
+
+Masks are COCO compressed RLE; decode them with pycocotools (uint8 arrays, 1 inside):
+
+```python
+from pycocotools import mask as cocomask
+region = row["regions"][0]
+amodal, visible = cocomask.decode(region["amodal"]), cocomask.decode(region["visible"])
+```
+
+The order is a directed graph of region ids, an edge front -> back where two regions overlap:
+
+```python
+import networkx as nx
+dag = nx.DiGraph([(e["front"], e["back"]) for e in row["order"]])
+front_to_back = list(nx.topological_sort(dag))  # regions overlapping nothing are not in it
+```
+
+With amodaldata, every target derives from a scene's layer stack:
+
+```python
+from amodaldata.shards import read_shards
+for scene in read_shards("THIS_FOLDER", split="{first}"):
+    stack = scene.layers
+```
+"""
+
+
 def write_dataset_card(out_dir: str | Path, *, title: str = "amodaldata shards", description: str = "",
                        source: str = "", license: str = "other") -> Path:
-    """Write ``README.md``: the Hub dataset-card header (configs, splits), schema and how to load it."""
+    """Write ``README.md``: the Hub dataset-card header (configs with the Hugging Face split names, the
+    declared features), the columns, and how to load the shards, decode a mask and read the order."""
     out_dir = Path(out_dir)
-    splits: dict[str, list[Path]] = {}
+    splits: dict[str, dict[str, list[Path]]] = {}         # split name -> file-name prefix -> shards
     for path in sorted(out_dir.glob("*.parquet")):
         match = SHARD_PATTERN.match(path.name)
         if match:
-            splits.setdefault(match["split"], []).append(path)
-    rows = {s: sum(pq.ParquetFile(p).metadata.num_rows for p in paths) for s, paths in splits.items()}
+            splits.setdefault(canonical_split(match["split"]), {}).setdefault(match["split"], []).append(path)
+    rows = {s: sum(pq.ParquetFile(p).metadata.num_rows for paths in by_prefix.values() for p in paths)
+            for s, by_prefix in splits.items()}
     lines = ["---", f"license: {license}", "configs:", "- config_name: default", "  data_files:"]
-    for split in splits:
-        lines += [f"  - split: {split}", f"    path: \"{split}-*.parquet\""]
+    for split, by_prefix in splits.items():
+        lines.append(f"  - split: {split}")
+        lines += [f"    path: \"{prefix}-*.parquet\"" for prefix in by_prefix] if len(by_prefix) == 1 else \
+            ["    path:"] + [f"    - \"{prefix}-*.parquet\"" for prefix in by_prefix]
+    lines += dataset_features_yaml()
     lines += ["---", "", f"# {title}", ""]
     if description:
         lines += [description, ""]
     if source:
         lines += [f"Source: {source}", ""]
     lines += ["| split | shards | scenes |", "| --- | --- | --- |"]
-    lines += [f"| {s} | {len(splits[s])} | {rows[s]} |" for s in splits]
+    lines += [f"| {s} | {sum(len(p) for p in splits[s].values())} | {rows[s]} |" for s in splits]
     lines += [
         "", "## Columns", "",
         "One row per scene (an image and all its amodally annotated regions):", "",
@@ -254,29 +344,22 @@ def write_dataset_card(out_dir: str | Path, *, title: str = "amodaldata shards",
         "- `image_id`, `annotation_id`: ids as JSON text; `annotator`; `file_name`; `height`, `width`",
         "- `regions`: list of `{id, name, category_id, is_stuff, depth_rank, amodal, visible, visible_given,"
         " amodal_polygons, area, occlusion_rate, extra}`; `amodal` and `visible` are COCO compressed RLE"
-        " `{size: [h, w], counts}`",
+        " `{size: [h, w], counts}`; `depth_rank` 1 is the nearest region",
         "- `order`: occlusion edges `{front, back}` (region ids; front hides back where they overlap)",
         "- `extra`: JSON text of fields no reader models",
         "", "## Loading", "",
-        "```python",
-        "from amodaldata.shards import read_shards",
-        "for scene in read_shards(\"THIS_FOLDER\"):",
-        "    stack = scene.layers  # layer stack -> every target",
-        "",
-        "import datasets  # or, with Hugging Face datasets:",
-        "ds = datasets.load_dataset(\"parquet\", data_dir=\"THIS_FOLDER\")",
-        "```", "",
+        _CARD_LOADING.format(splits=", ".join(splits) or "none", first=next(iter(splits), "train")),
     ]
     card = out_dir / "README.md"
-    tmp = card.with_name(".README.md.tmp")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, card)
+    with atomic_path(card) as tmp:
+        tmp.write_text("\n".join(lines))
     return card
 
 
 # -- reading --------------------------------------------------------------------------------------------
 def shard_paths(path: str | Path, split: str | None = None) -> list[Path]:
-    """The shard files of a folder (sorted; optionally one split), or ``[path]`` for a single file."""
+    """The shard files of a folder (sorted; optionally one split, ``val`` and ``validation`` alike), or ``[path]``
+    for a single file."""
     path = Path(path)
     if path.is_file():
         return [path]
@@ -284,7 +367,8 @@ def shard_paths(path: str | Path, split: str | None = None) -> list[Path]:
         raise FormatError("no such shard file or folder", file=str(path))
     paths = sorted(p for p in path.glob("*.parquet") if not p.name.startswith("."))
     if split is not None:
-        paths = [p for p in paths if (m := SHARD_PATTERN.match(p.name)) and m["split"] == split]
+        wanted = canonical_split(split)
+        paths = [p for p in paths if (m := SHARD_PATTERN.match(p.name)) and canonical_split(m["split"]) == wanted]
     if not paths:
         raise FormatError(f"no {'' if split is None else split + ' '}shards (*.parquet) in the folder",
                           file=str(path))

@@ -49,6 +49,9 @@ QUANTUM = 256
 #: Fill modes: ``same`` = white like the background (the paper), ``gray`` = a random gray level per shape,
 #: ``random`` = a random RGB colour per shape.
 FILLS = ("same", "gray", "random")
+#: PNG image modes: 8-bit gray, RGB, or 1-bit (black and white, fill ``same`` only; Hugging Face ``datasets``
+#: and PIL decode it as a bool array, unlike every other image dataset, so it is not the default).
+IMAGE_MODES = ("L", "RGB", "1")
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,8 @@ class ShapesConfig:
             ``extra["amodal_small"]`` (COCO RLE of the polygon scaled to that size).
         keep_hidden: keep shapes that end up with no visible pixel (dropped by default).
         png_compression: zlib level of the PNG images (0-9).
+        image_mode: PNG mode, one of :data:`IMAGE_MODES`; None: ``L`` (8-bit gray) for the fills ``same`` and
+            ``gray``, ``RGB`` for ``random``.
     """
 
     size: int = 256
@@ -77,6 +82,7 @@ class ShapesConfig:
     mask_size: int = 64
     keep_hidden: bool = False
     png_compression: int = 1
+    image_mode: str | None = None
 
     def __post_init__(self) -> None:
         unknown = [c for c in self.classes if c not in CLASSES]
@@ -99,6 +105,12 @@ class ShapesConfig:
             raise ValueError(f"mask_size must be >= 0, got {self.mask_size}")
         if not 0 <= self.png_compression <= 9:
             raise ValueError(f"png_compression must lie in 0..9, got {self.png_compression}")
+        if self.image_mode is not None and self.image_mode not in IMAGE_MODES:
+            raise ValueError(f"image_mode must be one of {', '.join(IMAGE_MODES)}, got {self.image_mode!r}")
+        if self.image_mode == "1" and self.fill != "same":
+            raise ValueError(f"a 1-bit image holds black and white only; fill {self.fill!r} needs mode L or RGB")
+        if self.image_mode == "L" and self.fill == "random":
+            raise ValueError("fill 'random' paints colours; use image mode RGB")
         for name in self.classes:
             # pycocotools rounds vertices to a 0.2 px grid and divides 0 by 0 on an edge whose ends meet there;
             # ends at least 0.3 px apart (more than the cell diagonal, 0.28) never do
@@ -107,6 +119,11 @@ class ShapesConfig:
             if shortest * self.size * (1 - self.size_jitter) < 0.3:
                 raise ValueError(f"{name}s would have edges under 0.3 px at size {self.size} with size jitter "
                                  f"{self.size_jitter}; use a larger image or less jitter")
+
+    @property
+    def png_mode(self) -> str:
+        """The PNG mode the images are written in (:attr:`image_mode`, or the fill's default)."""
+        return self.image_mode or ("RGB" if self.fill == "random" else "L")
 
     @property
     def outline_px(self) -> int:
@@ -299,6 +316,16 @@ def paint(config: ShapesConfig, shapes: Sequence[ShapeDraw]) -> Painted:
                    depth, image)
 
 
+def in_mode(image: np.ndarray, mode: str) -> np.ndarray:
+    """The painted ``image`` (bool 1-bit, uint8 gray or RGB) as the array :func:`encode_png` writes in ``mode``."""
+    if mode == "1":
+        return image
+    gray = image.astype(np.uint8) * 255 if image.dtype == bool else image
+    if mode == "RGB" and gray.ndim == 2:
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    return gray
+
+
 def generate_scene(config: ShapesConfig, rng: np.random.Generator, index: int, split: str = "train") -> Scene:
     """One shapes scene (id ``index``): PNG image, exact amodal polygons, visible masks, order and layer stack.
 
@@ -343,7 +370,7 @@ def generate_scene(config: ShapesConfig, rng: np.random.Generator, index: int, s
     scene = Scene(id=index, height=size, width=size, regions=regions,
                   order=OcclusionOrder(set(zip(front.tolist(), back.tolist()))),
                   file_name=f"{split}-{index:08d}.png",
-                  image_bytes=encode_png(painted.image, config.png_compression),
+                  image_bytes=encode_png(in_mode(painted.image, config.png_mode), config.png_compression),
                   extra={"generator": "shapes"})
     # The stack of the pixels painted above, equal to LayerStack.from_scene(scene) (see the tests): computed once,
     # column-major as from_scene builds it.

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from amodaldata.cpus import available_cpus
 from amodaldata.errors import FormatError
 from amodaldata.scene import Scene
-from amodaldata.shards import shard_name, write_dataset_card, write_shard
+from amodaldata.shards import canonical_split, shard_name, write_dataset_card, write_shard
 
 #: Occlusion levels of the COCOA paper (seed 001, Sec. 5.1): none (q = 0), partial (0 < q <= .25), heavy (q > .25).
 PARTIAL_MAX = 0.25
@@ -424,9 +424,13 @@ def generate_dataset(generator: SceneGenerator, out: str | Path, n: int, *, seed
             use, :func:`amodaldata.cpus.available_cpus`; 1 runs in this process alone).
         engine: ``local`` (process pool) or ``ray`` (Ray tasks; ``ray`` is imported only then).
         title, description: for the dataset card (``README.md``), written once every shard is done.
+
+    ``split`` is used under its Hugging Face name (``val`` -> ``validation``,
+    :func:`amodaldata.shards.canonical_split`) in the shard and image file names.
     """
     if engine not in ("local", "ray"):
         raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
+    split = canonical_split(split)
     tasks = plan(generator, out, n, seed=seed, split=split, scenes_per_shard=scenes_per_shard)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

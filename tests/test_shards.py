@@ -13,7 +13,8 @@ from amodaldata.errors import FormatError
 from amodaldata.masks import Mask
 from amodaldata.order import OcclusionOrder
 from amodaldata.scene import Region, Scene
-from amodaldata.shards import SCHEMA, read_shards, shard_name, write_shard, write_shards
+from amodaldata.shards import (SCHEMA, SPLIT_KEYWORDS, canonical_split, dataset_features_yaml, read_shards,
+                               shard_name, write_dataset_card, write_shard, write_shards)
 from converters.cocoa import read_cocoa
 
 
@@ -43,7 +44,8 @@ def assert_same_scene(a: Scene, b: Scene) -> None:
 
 def test_round_trip_loses_nothing(scenes, tmp_path):
     paths = write_shards(scenes, tmp_path, split="val", scenes_per_shard=2)
-    assert [p.name for p in paths] == [shard_name("val", i, 3) for i in range(3)]
+    assert [p.name for p in paths] == [shard_name("validation", i, 3) for i in range(3)]   # the HF split name
+    assert list(read_shards(tmp_path, split="val")) and list(read_shards(tmp_path, split="validation"))
     back = list(read_shards(tmp_path))
     assert len(back) == len(scenes)
     for a, b in zip(scenes, back):
@@ -116,6 +118,64 @@ def test_hugging_face_datasets_decodes_images_and_regions(scenes, tmp_path):
         for region, stored in zip(scene.regions, row["regions"]):
             amodal = Mask.from_rle(stored["amodal"], scene.height, scene.width)
             assert amodal == region.amodal
+
+
+def test_split_keywords_are_those_of_hugging_face():
+    from datasets.data_files import SPLIT_KEYWORDS as HF
+
+    assert {str(k): list(v) for k, v in HF.items()} == {k: list(v) for k, v in SPLIT_KEYWORDS.items()}
+    assert [canonical_split(s) for s in ("val", "Dev", "training", "eval", "extra")] == \
+        ["validation", "validation", "train", "test", "extra"]
+
+
+def _load(tmp_path, how: str) -> "datasets.DatasetDict":
+    cache = str(tmp_path / f".cache-{how}")
+    if how == "data_dir":
+        return datasets.load_dataset("parquet", data_dir=str(tmp_path), cache_dir=cache)
+    return datasets.load_dataset(str(tmp_path), cache_dir=cache)       # the dataset card's configs
+
+
+@pytest.mark.parametrize("how", ["data_dir", "card"])
+def test_every_loading_path_names_the_splits_as_hugging_face(scenes, tmp_path, how):
+    write_shards(scenes[:2], tmp_path, split="train")
+    write_shards(scenes[2:], tmp_path, split="val")
+    ds = _load(tmp_path, how)
+    assert sorted(ds) == ["train", "validation"] and len(ds["validation"]) == len(scenes) - 2
+
+
+def test_card_of_old_val_shards_names_the_split_validation(scenes, tmp_path):
+    write_shards(scenes, tmp_path, split="validation", card=False)
+    for path in tmp_path.glob("validation-*.parquet"):          # shards written before split names were canonical
+        path.rename(path.with_name(path.name.replace("validation", "val")))
+    write_dataset_card(tmp_path)
+    assert list(_load(tmp_path, "card")) == ["validation"]
+
+
+def test_card_declares_the_features_of_the_schema():
+    import yaml
+
+    declared = yaml.safe_load("\n".join(dataset_features_yaml()))["dataset_info"]["features"]
+    assert datasets.Features._from_yaml_list(declared) == datasets.Features.from_arrow_schema(SCHEMA)
+
+
+def test_the_card_snippets_run_on_its_shards(scenes, tmp_path):
+    """Every Python block of the card, run in order on the folder it describes: the mask and order lines work."""
+    import re
+
+    write_shards(scenes, tmp_path / "shards", split="val", scenes_per_shard=2)
+    card = (tmp_path / "shards" / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", card, flags=re.S)
+    assert len(blocks) == 4
+    env: dict = {}
+    code = "\n".join(blocks).replace("THIS_FOLDER", str(tmp_path / "shards"))
+    code = code.replace('data_dir=', f'cache_dir={str(tmp_path / ".cache")!r}, data_dir=')
+    exec(compile(code, "README.md", "exec"), env)
+    first = scenes[0]
+    assert np.array_equal(env["amodal"], first.regions[0].amodal.to_bitmap().astype(np.uint8))
+    assert env["visible"].dtype == np.uint8 and env["visible"].shape == (first.height, first.width)
+    position = {rid: i for i, rid in enumerate(env["front_to_back"])}
+    assert all(position[a] < position[b] for a, b in first.order.edges)
+    assert env["stack"].shape == (first.height, first.width)
 
 
 def test_reading_bad_shards_names_the_file(tmp_path):

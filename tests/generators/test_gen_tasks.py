@@ -270,7 +270,7 @@ def test_another_dataset_in_the_same_folder_is_refused(tmp_path):
     with pytest.raises(FormatError, match="different generated 'train' split"):
         generate_dataset(SMALL, tmp_path, 4, seed=1, scenes_per_shard=2, workers=1, progress=False)
     generate_dataset(SMALL, tmp_path, 2, seed=1, split="val", scenes_per_shard=2, workers=1, progress=False)
-    assert "| val | 1 | 2 |" in (tmp_path / "README.md").read_text()
+    assert "| validation | 1 | 2 |" in (tmp_path / "README.md").read_text()      # the Hugging Face split name
     foreign = tmp_path / "other"
     foreign.mkdir()
     (foreign / "train-00000-of-00001.parquet").write_bytes(b"x")
@@ -374,3 +374,26 @@ def test_cli_gen_overlay_on_the_demo_data(tmp_path):
     refused = CliRunner().invoke(main, ["gen", "overlay", "--n", "3", "--min-area", "100000000", "--workers", "1",
                                         "--no-progress", "--out", str(tmp_path / "none")])
     assert refused.exit_code == 1 and "no unoccluded" in refused.output
+
+
+@pytest.mark.parametrize("mode, expected", [(None, ("L", np.uint8, 2)), ("1", ("1", np.bool_, 2))])
+def test_generated_shards_load_in_hugging_face_datasets(tmp_path, mode, expected):
+    """Images decode as uint8 gray arrays by default (1-bit on request); split "val" is "validation" however the
+    folder is loaded (file names, or the dataset card's configs)."""
+    import datasets
+    from cli import main
+
+    out = tmp_path / "shapes"
+    args = ["gen", "shapes", "--n", "3", "--size", "32", "--per-class", "1", "--split", "val", "--workers", "1",
+            "--no-progress", "--out", str(out)] + (["--image-mode", mode] if mode else [])
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.glob("*.parquet")) == ["validation-00000-of-00001.parquet"]
+    for i, source in enumerate((("parquet",), (str(out),))):
+        ds = datasets.load_dataset(*source, cache_dir=str(tmp_path / f".cache{i}"),
+                                   **({"data_dir": str(out)} if source == ("parquet",) else {}))
+        assert list(ds) == ["validation"] and len(ds["validation"]) == 3
+        image = ds["validation"][0]["image"]
+        array = np.asarray(image)
+        assert (image.mode, array.dtype, array.ndim) == expected
+    assert next(read_shards(out, split="val")).file_name == "validation-00000000.png"

@@ -54,8 +54,8 @@ def test_paper_default_scene():
     assert set(names) <= {"circle", "triangle", "rectangle"}
     assert 12 <= len(names) <= 18                       # 6 per class, minus the fully hidden ones
     image = _image(scene)
-    assert image.shape == (256, 256) and image.dtype == bool  # 1-bit: white shapes, black outlines
-    assert image.mean() > 0.5
+    assert image.shape == (256, 256) and image.dtype == np.uint8    # 8-bit gray: white shapes, black outlines
+    assert set(np.unique(image).tolist()) == {0, 255} and image.mean() > 0.5 * 255
     for r in scene.regions:
         assert r.category_id == CLASSES.index(r.name) + 1
         assert r.amodal.encoding == "polygon"
@@ -96,7 +96,7 @@ def test_paper_shape_sizes_and_anchors():
 
 def test_outline_is_two_pixels_black_and_nearest_wins():
     scene = _scene()
-    image = _image(scene)
+    image = _image(scene) == 255
     stack = scene.layers
     union = stack.count > 0
     assert image[~union].all()                           # background white
@@ -229,10 +229,23 @@ def test_random_fill_is_rgb_and_gray_fill_is_gray():
     assert _image(_scene(ShapesConfig(size=64, fill="gray"))).dtype == np.uint8
 
 
+def test_image_modes_hold_the_same_picture():
+    gray = _image(_scene(ShapesConfig(size=64)))
+    one_bit = _image(_scene(ShapesConfig(size=64, image_mode="1")))
+    rgb = _image(_scene(ShapesConfig(size=64, image_mode="RGB")))
+    assert gray.dtype == np.uint8 and gray.ndim == 2
+    assert one_bit.dtype == bool and np.array_equal(one_bit, gray == 255)
+    assert rgb.shape == (64, 64, 3) and all(np.array_equal(rgb[..., c], gray) for c in range(3))
+    grey_fill = _image(_scene(ShapesConfig(size=64, fill="gray", image_mode="RGB")))
+    assert np.array_equal(grey_fill[..., 0], _image(_scene(ShapesConfig(size=64, fill="gray"))))
+
+
 @pytest.mark.parametrize("kwargs", [{"classes": ("blob",)}, {"classes": ()}, {"per_class": (3, 2)},
                                     {"size_jitter": 1.0}, {"fill": "pink"}, {"outline": 0.6},
                                     {"size": 4}, {"mask_size": -1}, {"classes": ("circle", "circle")},
-                                    {"size": 8, "classes": ("ellipse",), "size_jitter": 0.6}])
+                                    {"size": 8, "classes": ("ellipse",), "size_jitter": 0.6},
+                                    {"image_mode": "P"}, {"image_mode": "1", "fill": "gray"},
+                                    {"image_mode": "L", "fill": "random"}])
 def test_bad_options_are_refused(kwargs):
     with pytest.raises(ValueError):
         ShapesConfig(**kwargs)
