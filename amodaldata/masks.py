@@ -124,26 +124,65 @@ def decode_rles(counts: list[str | bytes]) -> tuple[np.ndarray, np.ndarray, np.n
     return owner, _segmented_cumsum(x, owner), position
 
 
+def column_runs(counts: str | bytes, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pixels of a compressed COCO RLE as column pieces: per piece its column x and its rows ``[y0, y1)``,
+    by column then row. The runs are column-major and may wrap over several columns; each is split at the
+    column ends."""
+    bounds = np.cumsum(rle_runs(counts))
+    start, end = bounds[0::2][:bounds.size // 2], bounds[1::2]      # runs of ones: [start, end)
+    keep = end > start
+    start, end = start[keep], end[keep]
+    first_col, last_col = start // height, (end - 1) // height
+    pieces = last_col - first_col + 1
+    run = np.repeat(np.arange(start.size), pieces)
+    k = np.arange(run.size) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    col = first_col[run] + k
+    y0 = np.where(k == 0, start[run] - first_col[run] * height, 0)
+    y1 = np.where(col == last_col[run], end[run] - last_col[run] * height, height)
+    return col, y0, y1
+
+
 def rle_flat_indices(counts: str | bytes, height: int, width: int) -> np.ndarray:
     """Row-major flat indices ``y * width + x`` of the pixels of a compressed COCO RLE, without decoding a bitmap.
 
     The runs are column-major, so the indices come column by column (sorted by x, then y): cost ~ the mask's
     area plus its runs, not the image size.
     """
-    bounds = np.cumsum(rle_runs(counts))
-    start, end = bounds[0::2][:bounds.size // 2], bounds[1::2]      # runs of ones: [start, end)
-    keep = end > start
-    start, end = start[keep], end[keep]
-    first_col, last_col = start // height, (end - 1) // height
-    pieces = last_col - first_col + 1                                  # a run may wrap over several columns
-    run = np.repeat(np.arange(start.size), pieces)
-    k = np.arange(run.size) - np.repeat(np.cumsum(pieces) - pieces, pieces)
-    col = first_col[run] + k
-    y0 = np.where(k == 0, start[run] - first_col[run] * height, 0)
-    y1 = np.where(col == last_col[run], end[run] - last_col[run] * height, height)
+    col, y0, y1 = column_runs(counts, height)
     length = y1 - y0
     offset = np.cumsum(length) - length
     return np.repeat(y0 * width + col - width * offset, length) + width * np.arange(int(length.sum()))
+
+
+def trace_polygons(mask: "Mask") -> Polygons:
+    """Polygons whose COCO rasterisation (pycocotools ``frPyObjects`` + ``merge``) is ``mask``, pixel for pixel.
+
+    The outline is traced along the pixel edges (corners at integer coordinates, pixel (x, y) spanning
+    [x, x + 1] x [y, y + 1]): shapely unions the mask's column runs as boxes and drops the collinear corners.
+    pycocotools fills such rectilinear rings exactly. COCO polygons cannot hold holes (a polygon list is a
+    union), so a part with holes is cut by vertical lines at each hole's left edge into pieces without any;
+    the pieces are valid, simple polygons, listed by their lowest x then y. An empty mask has no polygon.
+    """
+    import shapely
+
+    col, y0, y1 = column_runs(mask.to_rle()["counts"], mask.height)
+    if col.size == 0:
+        return []
+    region = shapely.simplify(shapely.union_all(shapely.box(col, y0, col + 1, y1)), 0)
+    pieces = []
+    for part in shapely.get_parts(region):
+        if not part.interiors:
+            pieces.append(part)
+            continue
+        x_min, y_min, x_max, y_max = part.bounds
+        cuts = sorted({x_min, x_max} | {hole.bounds[0] for hole in part.interiors})
+        strips = shapely.box(cuts[:-1], y_min, cuts[1:], y_max)
+        for piece in shapely.get_parts(shapely.intersection(part, strips)):
+            pieces.extend(p for p in shapely.get_parts(shapely.simplify(piece, 0)) if p.geom_type == "Polygon"
+                          and p.area > 0)
+    rings = [np.asarray(p.exterior.coords)[:-1] for p in pieces]
+    rings.sort(key=lambda ring: (ring[:, 0].min(), ring[:, 1].min()))
+    return [ring.ravel().tolist() for ring in rings]
 
 
 class Mask:

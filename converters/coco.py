@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Literal, Mapping
 
 import numpy as np
 
@@ -22,16 +22,22 @@ from amodaldata.scene import Region, Scene
 from amodaldata.stack_runs import StackRuns
 
 from .cocoa import IMAGE_FIELDS, _image_file, _require, load_json
-from .encoding import IdAllocator, bbox, image_record, segmentation
+from .encoding import IdAllocator, TracedPolygons, bbox, image_record, segmentation
 from .jsonio import CocoLayoutWriter
 from .labels import CategoryTable, load_label_map, normalise, resolve
-from .losses import LossReport
+from .losses import LossReport, Written
 
 
 # -- layouts --------------------------------------------------------------------------------------------
+#: How a writer encodes a mask field: ``keep`` the encoding it arrived in, always ``rle``, always ``polygons``
+#: (traced from the pixels when the mask has none, :class:`converters.encoding.TracedPolygons`).
+FieldEncoding = Literal["keep", "rle", "polygons"]
+
+
 @dataclass(frozen=True)
 class InstanceLayout:
-    """The per-instance fields of a COCO-style amodal format.
+    """The per-instance fields of a COCO-style amodal format, and their encodings in the real release
+    (FORMATS.md).
 
     Attributes:
         name: format name (for messages).
@@ -39,7 +45,13 @@ class InstanceLayout:
             (``invisible`` None: not stored).
         amodal_bbox / visible_bbox: keys of the boxes (``visible_bbox`` None: not stored).
         occlude_rate: whether ``occlude_rate`` is stored.
-        visible_as_polygons: the visible mask is written as polygons when it arrived as polygons.
+        amodal_encoding / visible_encoding: how the amodal / visible masks are written.
+        area / visible_area: keys of the amodal and visible pixel counts (``visible_area`` None: not stored);
+            ``area_fallback``: read-side spelling of ``area`` some copies use (KINS 2020: plain ``area``).
+        float_area: areas written as floats (D2SA) rather than ints.
+        crowd_bool: ``iscrowd`` written as a JSON bool (D2SA) rather than 0 / 1.
+        native: further per-instance fields of the release, written back from ``Region.extra`` when a
+            Scene carries them; any other unmodelled field has no place in the format and is reported lost.
         table: the format's category table, None when it is read from the file (D2SA).
         default_label_map: label map used when the caller gives none (COCOA-cls: COCOA names -> COCO).
         supercategories: written with the table's categories (COCO's).
@@ -52,15 +64,23 @@ class InstanceLayout:
     amodal_bbox: str
     visible_bbox: str | None
     occlude_rate: bool
-    visible_as_polygons: bool = False
+    amodal_encoding: FieldEncoding = "keep"
+    visible_encoding: FieldEncoding = "rle"
+    area: str = "area"
+    visible_area: str | None = None
+    area_fallback: str | None = None
+    float_area: bool = False
+    crowd_bool: bool = False
+    native: frozenset[str] = frozenset({"id", "iscrowd"})
     table: CategoryTable | None = None
     default_label_map: str | None = None
     supercategories: Mapping[int, str] = field(default_factory=dict)
 
     @property
     def modelled(self) -> set[str]:
-        keys = {self.amodal, self.visible, self.invisible, self.amodal_bbox, self.visible_bbox, "area",
-                "occlude_rate", "category_id", "image_id"}
+        """Fields read into the Scene model (or derived again when written), never carried in ``extra``."""
+        keys = {self.amodal, self.visible, self.invisible, self.amodal_bbox, self.visible_bbox, self.area,
+                self.visible_area, self.area_fallback, "occlude_rate", "category_id", "image_id"}
         return {k for k in keys if k is not None}
 
 
@@ -129,19 +149,30 @@ def read_instances(path: str | Path, layout: InstanceLayout | Callable[[dict], I
         records[image_id] = record
 
     by_image: dict[Any, list[dict]] = defaultdict(list)
+    first_image: dict[Any, Any] = {}            # annotation id -> the image of its first annotation
+    duplicates: dict[Any, AmodalDataError] = {}  # image id -> the error of its first duplicated annotation id
     for ann in data["annotations"]:
         image_id = ann.get("image_id") if isinstance(ann, dict) else None
+        ann_id = ann.get("id") if isinstance(ann, dict) else None
         try:
             _require(ann, "image_id", (int, str), "annotation")
             if image_id not in records:
                 raise AnnotationError("annotation names an image the 'images' list does not have")
         except AmodalDataError as err:
-            policy.handle(err.located(file=str(path), image_id=image_id,
-                                      annotation_id=ann.get("id") if isinstance(ann, dict) else None))
+            policy.handle(err.located(file=str(path), image_id=image_id, annotation_id=ann_id))
             continue
+        if isinstance(ann_id, (int, str)) and not isinstance(ann_id, bool):
+            if ann_id in first_image and image_id not in duplicates:
+                duplicates[image_id] = AnnotationError(
+                    f"duplicate annotation id (image {first_image[ann_id]} has an annotation with that id)",
+                    file=str(path), image_id=image_id, annotation_id=ann_id)
+            first_image.setdefault(ann_id, image_id)
         by_image[image_id].append(ann)
 
     for image_id, record in records.items():
+        if image_id in duplicates:
+            policy.handle(duplicates[image_id])
+            continue
         try:
             yield _scene(record, by_image.get(image_id, []), layout, order, names, path, image_dir, load_images)
         except AmodalDataError as err:
@@ -188,7 +219,11 @@ def _region(ann: dict, rid: int, layout: InstanceLayout, names: dict[int, str], 
     visible = ann.get(layout.visible)
     if visible is not None and not isinstance(visible, (list, dict)):
         raise AnnotationError(f"'{layout.visible}' must be RLE or polygons, got {type(visible).__name__}")
-    visible_mask = _field_mask(visible, layout.visible, height, width) if visible is not None else None
+    if visible == []:                     # an instance with no visible pixel, as a polygon list
+        visible_mask: Mask | None = Mask.from_rle({"size": [height, width], "counts": [height * width]},
+                                                 height, width)
+    else:
+        visible_mask = _field_mask(visible, layout.visible, height, width) if visible is not None else None
     if layout.invisible is not None and ann.get(layout.invisible) is not None:   # checked; derived when written
         _field_mask(ann[layout.invisible], layout.invisible, height, width)
     return Region(id=rid, amodal=amodal, name=names.get(category_id) if category_id is not None else None,
@@ -199,21 +234,25 @@ def _region(ann: dict, rid: int, layout: InstanceLayout, names: dict[int, str], 
 # -- writing -------------------------------------------------------------------------------------------
 def write_instances(scenes: Iterable[Scene], out: str | Path, layout: InstanceLayout, *,
                     label_map: str | Path | Mapping[str, int | str] | None = None,
-                    losses: LossReport | None = None,
+                    losses: LossReport | None = None, written: Written | None = None,
                     order_fields: Callable[[Scene, list[int], np.ndarray], dict[int, dict]] | None = None
                     ) -> int:
     """Write Scenes as a COCO-style file of ``layout``; return the number of annotations written.
 
-    Each region becomes one annotation, front to back; its category is resolved in the layout's table
+    Each region becomes one annotation, front to back, its fields and encodings those of the real release
+    (:class:`InstanceLayout`); its category is resolved in the layout's table
     (:func:`converters.labels.resolve`), or for a table-less layout taken from the region (label map ids
-    first). Regions without a category, further annotations of an already written image, and every field the
-    layout cannot hold are recorded in ``losses``. ``order_fields(scene, front_to_back, overlapping pairs)``
-    adds per-region order fields (KINS 2020).
+    first). Regions without a category, further annotations of an already written image, masks traced into
+    polygons (with the worst IoU), and every field the layout cannot hold are recorded in ``losses``;
+    ``written`` counts the images and annotations written. ``order_fields(scene, front_to_back, overlapping
+    pairs)`` adds per-region order fields (KINS 2020).
     """
     losses = losses if losses is not None else LossReport()
+    written = written if written is not None else Written()
     mapping = load_label_map(label_map) if label_map is not None else (
         load_label_map(layout.default_label_map) if layout.default_label_map else None)
     fmt = layout.name
+    traced = {key: TracedPolygons(key, fmt) for key in (layout.amodal, layout.visible)}
     ids = IdAllocator()
     written_images: set[Any] = set()
     seen_categories: dict[int, str | None] = {}
@@ -232,6 +271,7 @@ def write_instances(scenes: Iterable[Scene], out: str | Path, layout: InstanceLa
             by_id = {r.id: r for r in scene.regions}
             front_to_back = list(stack.front_to_back)
             extra_fields = order_fields(scene, front_to_back, runs.overlapping_pairs()) if order_fields else {}
+            regions = 0
             for rid in front_to_back:
                 region = by_id[rid]
                 cid, how = _category(region, layout, mapping)
@@ -241,10 +281,14 @@ def write_instances(scenes: Iterable[Scene], out: str | Path, layout: InstanceLa
                     continue
                 _label_losses(region, cid, how, layout, seen_categories, losses, scene.id)
                 _region_losses(region, layout, losses, scene.id)
-                writer.annotation(_annotation(scene, region, stack, runs, cid, layout, ids, losses,
+                writer.annotation(_annotation(scene, region, stack, runs, cid, layout, ids, losses, traced,
                                               extra_fields.get(rid, {})))
-                n += 1
+                regions += 1
+            n += regions
+            written.add(regions)
         writer.tail["categories"] = _category_list(layout, seen_categories)
+    for tracer in traced.values():
+        tracer.report(losses)
     return n
 
 
@@ -289,12 +333,15 @@ def _region_losses(region: Region, layout: InstanceLayout, losses: LossReport, i
     if region.is_stuff:
         losses.add(f"thing/stuff flag ({fmt} has none: stuff regions are written as instances)",
                    image_id, region.id)
-    if region.amodal.polygons is None:
-        losses.add(f"amodal masks without polygons, written as RLE in '{layout.amodal}' (pixel-exact)",
-                   image_id, region.id)
-    if layout.visible_as_polygons and (region.visible is None or region.visible.polygons is None):
-        losses.add(f"visible masks without polygons, written as RLE in '{layout.visible}' (pixel-exact)",
-                   image_id, region.id)
+    if layout.amodal_encoding == "rle" and region.amodal.polygons is not None:
+        losses.add(f"amodal outlines written as RLE in '{layout.amodal}' ({fmt} holds RLE; pixel-exact, the "
+                   f"polygon vertices are not kept)", image_id, region.id)
+    if layout.visible_encoding == "rle" and region.visible is not None and region.visible.polygons is not None:
+        losses.add(f"visible outlines written as RLE in '{layout.visible}' ({fmt} holds RLE; pixel-exact, the "
+                   f"polygon vertices are not kept)", image_id, region.id)
+    fields = sorted(k for k in region.extra if k not in layout.native and k not in layout.modelled)
+    for key in fields:
+        losses.add(f"instance fields with no place in {fmt}, not written", image_id, region.id, detail=key)
 
 
 def _scene_losses(scene: Scene, fmt: str, layout: InstanceLayout, losses: LossReport,
@@ -311,9 +358,36 @@ def _scene_losses(scene: Scene, fmt: str, layout: InstanceLayout, losses: LossRe
         losses.add(f"embedded image bytes ({fmt} names image files, it does not hold them)", scene.id)
 
 
+def _encoded(mask: Mask, encoding: FieldEncoding, tracer: TracedPolygons, losses: LossReport, scene: Scene,
+             region: Region) -> Any:
+    """A mask as ``encoding`` writes it (see :data:`FieldEncoding`); an empty polygon list is reported."""
+    if encoding == "rle":
+        return dict(mask.to_rle())
+    if encoding == "keep":
+        return segmentation(mask)
+    polygons = tracer.polygons(mask, scene.id, region.id)
+    if not polygons:
+        losses.add(f"empty masks written as an empty polygon list in '{tracer.field}' (loaders that rasterise "
+                   f"it with frPyObjects fail on it)", scene.id, region.id)
+    return polygons
+
+
+def _crowd(region: Region, layout: InstanceLayout, losses: LossReport, image_id: Any) -> bool | int:
+    """``iscrowd`` in the layout's type (D2SA: a bool; the others: 0 / 1); a change of type is reported."""
+    value = region.extra.get("iscrowd", 0)
+    if not isinstance(value, (bool, int)) or value not in (0, 1):
+        losses.add(f"'iscrowd' values that are not 0 / 1 or a bool, written as {'false' if layout.crowd_bool else 0}",
+                   image_id, region.id, detail=repr(value))
+        value = 0
+    if layout.crowd_bool != isinstance(value, bool) and "iscrowd" in region.extra:
+        losses.add(f"'iscrowd' written as {'a bool' if layout.crowd_bool else '0 / 1'} ({layout.name}'s type; "
+                   f"the source had {type(value).__name__})", image_id, region.id)
+    return bool(value) if layout.crowd_bool else int(value)
+
+
 def _annotation(scene: Scene, region: Region, stack: LayerStack, runs: StackRuns, cid: int,
-                layout: InstanceLayout,
-                ids: IdAllocator, losses: LossReport, order_extra: dict) -> dict:
+                layout: InstanceLayout, ids: IdAllocator, losses: LossReport,
+                traced: dict[str, TracedPolygons], order_extra: dict) -> dict:
     h, w = scene.height, scene.width
     rid = region.id
     ann_id, kept = ids.take(region.extra.get("id"))
@@ -323,26 +397,31 @@ def _annotation(scene: Scene, region: Region, stack: LayerStack, runs: StackRuns
     hidden_bitmap = None
     if region.visible is not None:        # a given visible mask (KINS, D2SA...) may differ from the stack's
         visible_mask = region.visible
-        visible = segmentation(visible_mask) if layout.visible_as_polygons else dict(visible_mask.to_rle())
         hidden_bitmap = region.amodal.to_bitmap() & ~visible_mask.to_bitmap()
         hidden = int(np.count_nonzero(hidden_bitmap))
     else:
-        visible = runs.visible_rle(rid)
-        visible_mask = Mask.from_rle(visible, h, w)
+        visible_mask = Mask.from_rle(runs.visible_rle(rid), h, w)
         hidden = int(np.count_nonzero(stack.levels[rid]))
+    number = float if layout.float_area else int
     ann: dict[str, Any] = {"id": ann_id, "image_id": scene.id, "category_id": cid,
-                           layout.amodal: segmentation(region.amodal), layout.amodal_bbox: bbox(region.amodal),
-                           "area": area, "iscrowd": region.extra.get("iscrowd", 0),
-                           layout.visible: visible}
+                           layout.amodal: _encoded(region.amodal, layout.amodal_encoding, traced[layout.amodal],
+                                                   losses, scene, region),
+                           layout.amodal_bbox: bbox(region.amodal, pixels=layout.amodal_encoding == "rle"),
+                           layout.area: number(area),
+                           "iscrowd": _crowd(region, layout, losses, scene.id),
+                           layout.visible: _encoded(visible_mask, layout.visible_encoding, traced[layout.visible],
+                                                    losses, scene, region)}
     if layout.visible_bbox is not None:
-        ann[layout.visible_bbox] = bbox(visible_mask)
+        ann[layout.visible_bbox] = bbox(visible_mask, pixels=layout.visible_encoding == "rle")
+    if layout.visible_area is not None:
+        ann[layout.visible_area] = number(visible_mask.area())
     if layout.invisible is not None and hidden:
         ann[layout.invisible] = dict(Mask.from_bitmap(hidden_bitmap).to_rle()) if hidden_bitmap is not None \
             else runs.invisible_rle(rid)
     if layout.occlude_rate:
-        ann["occlude_rate"] = hidden / area if hidden else 0
+        ann["occlude_rate"] = hidden / area if hidden else (0.0 if layout.float_area else 0)
     ann.update(order_extra)
-    ann.update({k: v for k, v in region.extra.items() if k not in ann})
+    ann.update({k: v for k, v in region.extra.items() if k not in ann and k in layout.native})
     return ann
 
 

@@ -6,7 +6,9 @@ Per instance (FORMATS.md): ``segmentation`` (amodal; polygons or RLE, both read)
 The category names are read from the file's ``categories`` list; none are built in (public copies of the
 table disagree on several names, so none could be confirmed). Writing lists the categories the Scenes carry
 (id and the name the regions hold; an id whose regions have no name is listed without one), with
-``visible_mask`` for every instance, ``invisible_mask`` when occluded, ``occlude_rate`` always.
+``visible_mask`` (RLE) for every instance, ``invisible_mask`` when occluded, ``occlude_rate`` always, ``area``
+and ``occlude_rate`` as floats and ``iscrowd`` a bool as in the release; ``occl_depth``, ``amodal_region`` and
+``amodal_base`` are written back when the Scenes carry them (read from a D2SA file).
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from amodaldata.errors import ErrorPolicy, OnError
 from amodaldata.scene import Scene
 
 from .coco import InstanceLayout, read_instances, write_instances
-from .losses import LossReport
+from .losses import LossReport, Written
 
 LAYOUT = InstanceLayout(
     name="d2sa", amodal="segmentation", visible="visible_mask", invisible="invisible_mask",
-    amodal_bbox="bbox", visible_bbox=None, occlude_rate=True, table=None,
+    amodal_bbox="bbox", visible_bbox=None, occlude_rate=True, float_area=True, crowd_bool=True,
+    native=frozenset({"id", "iscrowd", "occl_depth", "amodal_region", "amodal_base"}), table=None,
 )
 
 
@@ -34,6 +37,6 @@ def read_d2sa(path: str | Path, images: str | Path | None = None, *, on_error: O
 
 def write_d2sa(scenes: Iterable[Scene], out: str | Path, *,
                label_map: str | Path | Mapping[str, int | str] | None = None,
-               losses: LossReport | None = None) -> int:
+               losses: LossReport | None = None, written: Written | None = None) -> int:
     """Write Scenes as a D2SA file; ``label_map`` values must be category ids. Returns the instance count."""
-    return write_instances(scenes, out, LAYOUT, label_map=label_map, losses=losses)
+    return write_instances(scenes, out, LAYOUT, label_map=label_map, losses=losses, written=written)

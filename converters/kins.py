@@ -8,8 +8,14 @@
   growing each time the instance is occluded). For two overlapping instances of one cluster the lower
   ``ico_id`` is in front; pairs it leaves open (equal or missing ids) are derived from the masks.
 
-The reader tells the releases apart by the fields of the first annotation. Writers: ``kins`` writes the
-original layout (visible as RLE); ``kins-2020`` writes the 2020 layout, with ``oco_id`` the connected
+The reader tells the releases apart by the fields of the first annotation; it accepts polygons or RLE in
+every mask field (an empty ``i_segm`` list is an instance with no visible pixel) and, in the 2020 release,
+``a_area`` / ``i_area`` or plain ``area``. Writers produce what each release holds (FORMATS.md): ``kins``
+writes ``segmentation`` as polygons and ``inmodal_seg`` as RLE; ``kins-2020`` writes ``a_segm`` and
+``i_segm`` as polygons (C2F-Seg reads both with ``frPyObjects`` + ``merge``) and ``a_area`` / ``i_area``.
+A mask without polygons (an RLE source, a visible part derived from the order) is traced into polygons whose
+rasterisation is the mask (:func:`amodaldata.masks.trace_polygons`; the worst IoU is reported). The
+2020 layout has ``oco_id`` the connected
 components of overlapping instances (numbered through the file; an instance overlapping nothing has its own
 cluster and ``ico_id`` 0) and ``ico_id`` 1 + the longest chain of instances in front of it, so every
 overlapping pair reads back in the same order. Categories: :data:`converters.labels.KINS_CATEGORIES`.
@@ -30,15 +36,18 @@ from amodaldata.scene import Region, Scene
 
 from .coco import InstanceLayout, read_instances, write_instances
 from .labels import KINS_TABLE
-from .losses import LossReport
+from .losses import LossReport, Written
 
 ORIGINAL = InstanceLayout(
     name="kins", amodal="segmentation", visible="inmodal_seg", invisible=None, amodal_bbox="bbox",
-    visible_bbox="inmodal_bbox", occlude_rate=False, table=KINS_TABLE,
+    visible_bbox="inmodal_bbox", occlude_rate=False, amodal_encoding="polygons", visible_encoding="rle",
+    table=KINS_TABLE,
 )
 RELEASE_2020 = InstanceLayout(
     name="kins-2020", amodal="a_segm", visible="i_segm", invisible=None, amodal_bbox="a_bbox",
-    visible_bbox="i_bbox", occlude_rate=False, visible_as_polygons=True, table=KINS_TABLE,
+    visible_bbox="i_bbox", occlude_rate=False, amodal_encoding="polygons", visible_encoding="polygons",
+    area="a_area", visible_area="i_area", area_fallback="area",
+    native=frozenset({"id", "iscrowd", "oco_id", "ico_id"}), table=KINS_TABLE,
 )
 
 
@@ -55,9 +64,9 @@ def cluster_order(raw: list[dict], regions: list[Region]) -> OcclusionOrder:
     for ann, region in zip(raw, regions):
         oco, ico = ann.get("oco_id"), ann.get("ico_id")
         for key, value in (("oco_id", oco), ("ico_id", ico)):
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-                raise AnnotationError(f"'{key}' must be int, got {value!r}", annotation_id=ann.get("id"),
-                                      region_id=region.id)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise AnnotationError(f"'{key}' must be a non-negative int, got {value!r}",
+                                      annotation_id=ann.get("id"), region_id=region.id)
         keys.append((oco, ico))
     overlap = iou_matrix([r.amodal for r in regions], [r.amodal for r in regions]) > 0
     edges = set(derived.edges)
@@ -87,17 +96,17 @@ def _read_order(raw: list[dict], regions: list[Region]) -> OcclusionOrder:
 
 def write_kins(scenes: Iterable[Scene], out: str | Path, *,
                label_map: str | Path | Mapping[str, int | str] | None = None,
-               losses: LossReport | None = None) -> int:
+               losses: LossReport | None = None, written: Written | None = None) -> int:
     """Write Scenes in the original KINS layout (no order field: use ``kins-2020`` to keep the order);
     return the number of instances written."""
-    return write_instances(scenes, out, ORIGINAL, label_map=label_map, losses=losses)
+    return write_instances(scenes, out, ORIGINAL, label_map=label_map, losses=losses, written=written)
 
 
 def write_kins_2020(scenes: Iterable[Scene], out: str | Path, *,
                     label_map: str | Path | Mapping[str, int | str] | None = None,
-                    losses: LossReport | None = None) -> int:
+                    losses: LossReport | None = None, written: Written | None = None) -> int:
     """Write Scenes in the KINS 2020 layout with ``oco_id`` / ``ico_id``; return the number of instances."""
-    return write_instances(scenes, out, RELEASE_2020, label_map=label_map, losses=losses,
+    return write_instances(scenes, out, RELEASE_2020, label_map=label_map, losses=losses, written=written,
                            order_fields=_ClusterIds())
 
 

@@ -35,6 +35,19 @@ DETAILS = 40
 
 
 @dataclass
+class Written:
+    """What a writer actually wrote: scenes (images, or annotation objects for COCOA) and regions."""
+
+    scenes: int = 0
+    regions: int = 0
+
+    def add(self, regions: int) -> None:
+        """Count one scene written with ``regions`` regions."""
+        self.scenes += 1
+        self.regions += regions
+
+
+@dataclass
 class LossReport:
     """Counts of items a writer could not represent, by kind, with the first :data:`EXAMPLES` locations."""
 

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
+import shapely
 from pycocotools import mask as cocomask
 
 from converters.labels import COCO_CATEGORIES, KINS_CATEGORIES
@@ -105,8 +106,23 @@ def cocoa_data(bsds: bool = False) -> dict:
     return {"images": images, "annotations": annotations}
 
 
-def instances_data(fmt: str, rle_amodal: bool = False) -> dict:
-    """A COCO-style file: ``cocoa-cls``, ``kins`` (original), ``kins-2020`` or ``d2sa``."""
+def visible_polygons(polygons: list[list[float]], fronts: list[list[list[float]]]) -> list[list[float]]:
+    """The visible part of an outline as polygons (shapely: the outline minus the nearer ones), as KINS 2020's
+    annotators drew ``i_segm``; its rasterisation is the instance's given visible mask."""
+    shape = shapely.union_all([shapely.Polygon(np.reshape(p, (-1, 2))) for p in polygons])
+    for front in fronts:
+        shape = shape.difference(shapely.union_all([shapely.Polygon(np.reshape(p, (-1, 2))) for p in front]))
+    return [np.asarray(part.exterior.coords)[:-1].ravel().tolist() for part in shapely.get_parts(shape)
+            if not part.is_empty]
+
+
+def instances_data(fmt: str, rle_amodal: bool | None = None) -> dict:
+    """A COCO-style file: ``cocoa-cls``, ``kins`` (original), ``kins-2020`` or ``d2sa``, in the encodings of the
+    real release (FORMATS.md): COCOA-cls RLE amodal masks, KINS 2020 polygons in ``a_segm`` and ``i_segm`` with
+    ``a_area`` / ``i_area``; ``rle_amodal`` True / False forces RLE / polygon amodal masks (other variants the
+    public loaders accept)."""
+    if rle_amodal is None:
+        rle_amodal = fmt == "cocoa-cls"
     images = [{"id": image_id, "file_name": f"{'COCO_val2014_' if fmt == 'cocoa-cls' else ''}{image_id:06d}.png",
                "width": W, "height": H} for image_id in (1, 2, 3)]
     annotations = []
@@ -130,17 +146,27 @@ def instances_data(fmt: str, rle_amodal: bool = False) -> dict:
             elif fmt == "kins-2020":
                 alone = level[key] == 1 and not any((o["amodal"] & item["amodal"]).any()
                                                     for o in items if o is not item)
+                fronts = [o["polygons"] for o in items[:items.index(item)]]
+                i_segm = visible_polygons(item["polygons"], fronts) if hidden else item["polygons"]
+                del ann["area"]
                 ann.update(category_id=KINS_IDS[key], a_segm=amodal, a_bbox=bbox_of(item["polygons"]),
-                           i_segm=rle(item["visible"]) if hidden else item["polygons"],
-                           i_bbox=visible_box if hidden else bbox_of(item["polygons"]),
+                           i_segm=i_segm, i_bbox=bbox_of(i_segm), a_area=area, i_area=int(raster(i_segm).sum()),
                            oco_id=image_id * 10 + (2 if alone else 1), ico_id=0 if alone else level[key])
             else:
                 ids = COCO_IDS if fmt == "cocoa-cls" else D2SA_IDS
-                ann.update(category_id=ids[key], segmentation=amodal, bbox=bbox_of(item["polygons"]),
-                           visible_mask=rle(item["visible"]))
+                box = [float(v) for v in cocomask.toBbox(amodal)] if rle_amodal else bbox_of(item["polygons"])
+                ann.update(category_id=ids[key], segmentation=amodal, bbox=box, visible_mask=rle(item["visible"]))
                 if hidden:
                     ann["invisible_mask"] = rle(item["hidden"])
                 ann["occlude_rate"] = hidden / area if hidden else 0
+                if fmt == "d2sa":       # the release's own fields and types: a bool iscrowd, float area and rate
+                    order = items.index(item) + 1
+                    ann.update(iscrowd=False, area=float(area), occlude_rate=float(ann["occlude_rate"]),
+                               occl_depth=level[key] - 1,
+                               amodal_region={"name": D2SA_CATEGORIES[D2SA_IDS[key]], "area": float(area),
+                                              "isStuff": 0, "bbox": box, "order": order},
+                               amodal_base={"url": f"{image_id:06d}.png", "image_id": image_id, "size": len(items),
+                                            "author": "mvtec", "depth_constraint": ""})
             annotations.append(ann)
     if fmt == "cocoa-cls":
         categories = [{"id": i, "name": n, "supercategory": s} for i, (n, s) in COCO_CATEGORIES.items()]

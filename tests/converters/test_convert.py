@@ -65,8 +65,8 @@ def test_parquet_output_embeds_images_and_reads_back(cocoa_json, cocoa_images, t
                  "--out", tmp_path / "pq", "--split", "val", "--scenes-per-shard", "2")
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in (tmp_path / "pq").iterdir())
-    assert names == ["README.md", "val-00000-of-00003.parquet", "val-00001-of-00003.parquet",
-                     "val-00002-of-00003.parquet"]
+    assert names == ["README.md", "validation-00000-of-00003.parquet", "validation-00001-of-00003.parquet",
+                     "validation-00002-of-00003.parquet"]
     back = list(read_shards(tmp_path / "pq"))
     assert [s.id for s in back] == [s.id for s in read_cocoa(cocoa_json)]
     assert all(s.image_bytes == (cocoa_images / s.file_name).read_bytes() for s in back)

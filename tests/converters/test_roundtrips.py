@@ -78,10 +78,12 @@ def test_each_format_to_itself_and_through_parquet(fmt, make_file, tmp_path, sig
     assert [sig(s) for s in same] == [sig(s) for s in before]
     assert [sig(s) for s in via] == [sig(s) for s in before]
     via_file, same_file = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("via", "same"))
-    if fmt == "kins-2020":      # shards keep visible masks as RLE: KINS 2020's visible polygons come back as RLE
+    if fmt == "kins-2020":      # shards keep visible masks as RLE: KINS 2020's visible polygons are traced again
         for data in (via_file, same_file):
             for ann in data["annotations"]:
-                ann["i_segm"] = Mask.from_segmentation(ann["i_segm"], 30, 40).to_rle()["counts"]
+                visible = Mask.from_segmentation(ann["i_segm"], 30, 40)
+                ann["i_segm"], ann["i_bbox"] = visible.to_rle()["counts"], list(Mask.from_rle(visible.to_rle(),
+                                                                                              30, 40).bbox())
     assert via_file == same_file
 
 
