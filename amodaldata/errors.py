@@ -81,6 +81,10 @@ class FormatError(AmodalDataError):
     """A file is not in the expected format, or its format cannot be told."""
 
 
+class EmptyOutputError(AmodalDataError):
+    """A conversion would write no region at all (e.g. every name lacks a category of the target)."""
+
+
 @dataclass
 class ErrorPolicy:
     """What a reader does with a bad item: ``fail`` raises at once, ``skip`` drops the item and records why.

@@ -15,7 +15,7 @@ from amodaldata.errors import ErrorPolicy, OnError
 from amodaldata.scene import Scene
 
 from .cocoa import read_cocoa, write_cocoa
-from .losses import LossReport
+from .losses import LossReport, Written
 
 
 def read_bsds(path: str | Path, images: str | Path | None = None, *, on_error: OnError | ErrorPolicy = "fail",
@@ -32,6 +32,7 @@ def read_bsds(path: str | Path, images: str | Path | None = None, *, on_error: O
         yield from scenes
 
 
-def write_bsds(scenes: Iterable[Scene], out: str | Path, *, losses: LossReport | None = None) -> int:
+def write_bsds(scenes: Iterable[Scene], out: str | Path, *, losses: LossReport | None = None,
+               written: Written | None = None) -> int:
     """Write Scenes as a BSDS-amodal file (COCOA's conventions); return the number of annotation objects."""
-    return write_cocoa(scenes, out, losses=losses, fmt="bsds")
+    return write_cocoa(scenes, out, losses=losses, written=written, fmt="bsds")

@@ -26,7 +26,7 @@ from amodaldata.stack_runs import StackRuns
 
 from .encoding import IdAllocator, image_record, segmentation
 from .jsonio import CocoLayoutWriter, iter_json
-from .losses import LossReport
+from .losses import LossReport, Written
 
 #: Region fields the model holds; any other field rides in ``Region.extra``.
 REGION_FIELDS = {"segmentation", "name", "isStuff", "order", "visible_mask", "invisible_mask", "area",
@@ -269,7 +269,7 @@ def _boxes_meeting(regions: list[Region]) -> list[tuple[int, int]]:
 
 # -- writing -------------------------------------------------------------------------------------------
 def write_cocoa(scenes: Iterable[Scene], out: str | Path, *, losses: LossReport | None = None,
-                fmt: str = "cocoa") -> int:
+                written: Written | None = None, fmt: str = "cocoa") -> int:
     """Write Scenes as a COCOA release file ``{"images": [...], "annotations": [...]}``; return the number of
     annotation objects written.
 
@@ -282,9 +282,10 @@ def write_cocoa(scenes: Iterable[Scene], out: str | Path, *, losses: LossReport 
     masks overlap; a flat polygon when a region has exactly one. Fields kept in ``extra`` are written back
     (``extra["image"]`` into the image record). A Scene with no regions and no annotation id becomes an image
     record alone. What COCOA cannot hold (category ids, visible masks that disagree with the order, ...)
-    is recorded in ``losses``.
+    is recorded in ``losses``; ``written`` counts the Scenes and regions written.
     """
     losses = losses if losses is not None else LossReport()
+    written = written if written is not None else Written()
     ids = IdAllocator()
     images: set[Any] = set()
     n = 0
@@ -293,6 +294,7 @@ def write_cocoa(scenes: Iterable[Scene], out: str | Path, *, losses: LossReport 
             if scene.id not in images:
                 images.add(scene.id)
                 writer.image(image_record(scene))
+            written.add(len(scene.regions))
             if not scene.regions and scene.annotation_id is None:
                 continue
             ann_id, kept = ids.take(scene.annotation_id)

@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from amodaldata.errors import AmodalDataError, ErrorPolicy, FormatError, OnError
+from amodaldata.errors import AmodalDataError, EmptyOutputError, ErrorPolicy, FormatError, OnError
 from amodaldata.scene import Scene
 
 from . import EMBEDS_IMAGES, READERS, WRITERS, accepted_options
 from .detect import detect_format
 from .labels import load_label_map
-from .losses import LossReport, source_gaps
+from .losses import LossReport, Written, source_gaps
 
 
 @dataclass
@@ -26,8 +26,17 @@ class ConversionReport:
     source_format: str = ""
     scenes: int = 0
     regions: int = 0
+    read_scenes: int = 0
+    read_regions: int = 0
     skipped: list[AmodalDataError] = field(default_factory=list)
     losses: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """``wrote S scenes (R regions) to OUT``, with what was read when it differs."""
+        line = f"wrote {self.scenes} scenes ({self.regions} regions) to {self.output}"
+        if (self.scenes, self.regions) != (self.read_scenes, self.read_regions):
+            line += f" (read {self.read_scenes} scenes, {self.read_regions} regions)"
+        return line
 
 
 def _check_output(out: Path, overwrite: bool) -> None:
@@ -52,7 +61,7 @@ def _remove(path: Path) -> None:
 
 def convert(src_format: str | None, input: str | Path, dst_format: str, out: str | Path, *,
             images: str | Path | None = None, on_error: OnError = "fail", overwrite: bool = False,
-            progress: bool = False, **options: Any) -> ConversionReport:
+            progress: bool = False, allow_empty: bool = False, **options: Any) -> ConversionReport:
     """Read ``input`` as ``src_format`` and write ``out`` as ``dst_format``.
 
     The output is built under a hidden temporary name beside ``out`` and renamed into place only when complete,
@@ -60,7 +69,9 @@ def convert(src_format: str | None, input: str | Path, dst_format: str, out: str
     ``options`` go to the reader and the writer that declare them (e.g. ``layers``, ``max_level``, ``split``).
     ``src_format`` None: told from the content (:func:`converters.detect.detect_format`). ``label_map`` (a
     file, ``cocoa-coco`` or a mapping) is refused by a target without categories. What the target cannot hold
-    is listed in the report's ``losses`` (:mod:`converters.losses`).
+    is listed in the report's ``losses`` (:mod:`converters.losses`). The report's ``scenes`` and ``regions``
+    are what the writer wrote (``read_scenes`` / ``read_regions``: what was read); a conversion that would
+    write no region raises :class:`EmptyOutputError` saying why and how to fix it, unless ``allow_empty``.
     """
     if src_format is None:
         src_format = detect_format(input)
@@ -89,14 +100,33 @@ def convert(src_format: str | None, input: str | Path, dst_format: str, out: str
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     _remove(tmp)
     out.parent.mkdir(parents=True, exist_ok=True)
+    written = Written()
     try:
-        writer(scenes, tmp, **accepted_options(writer, {**options, "losses": losses}))
+        writer(scenes, tmp, **accepted_options(writer, {**options, "losses": losses, "written": written}))
+        report.scenes, report.regions = written.scenes, written.regions
+        if not report.regions and not allow_empty:
+            raise _empty_output(report, dst_format, losses, out)
         _replace(tmp, out)
     finally:
         _remove(tmp)
     report.skipped = policy.skipped
     report.losses = source_gaps(src_format, dst_format) + losses.lines()
     return report
+
+
+def _empty_output(report: ConversionReport, dst_format: str, losses: LossReport, out: Path) -> EmptyOutputError:
+    """Why nothing would be written, and the fix."""
+    if not report.read_regions:
+        why = f"the input holds no region ({report.read_scenes} scenes read)"
+        fix = "pass --allow-empty to write the scenes without regions"
+    else:
+        dropped = [line for line in losses.lines(details=3) if "not written" in line]
+        why = f"all {report.read_regions} regions read were dropped" + (f" ({dropped[0]})" if dropped else "")
+        fix = "pass --allow-empty to write it anyway"
+        if any("category" in line for line in dropped):
+            fix = f"map the names to {dst_format} categories with --label-map FILE (a JSON object of name -> " \
+                  f"category id or name), or {fix}"
+    return EmptyOutputError(f"no region written: {why}; {fix}", file=str(out))
 
 
 def _stacked(scenes: Iterator[Scene], report: ConversionReport, policy: ErrorPolicy, source: str | Path
@@ -110,6 +140,6 @@ def _stacked(scenes: Iterator[Scene], report: ConversionReport, policy: ErrorPol
         except AmodalDataError as err:
             policy.handle(err.located(file=str(source)))
             continue
-        report.scenes += 1
-        report.regions += len(scene.regions)
+        report.read_scenes += 1
+        report.read_regions += len(scene.regions)
         yield scene

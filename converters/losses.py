@@ -68,15 +68,16 @@ class LossReport:
         if where and len(shown) < EXAMPLES and where not in shown:
             shown.append(where)
 
-    def lines(self) -> list[str]:
-        """One line per kind: ``kind: N [details] (e.g. image 1, region 2; ...)``."""
+    def lines(self, details: int = DETAILS) -> list[str]:
+        """One line per kind: ``kind: N [details] (e.g. image 1, region 2; ...)``, the ``details`` most
+        frequent details shown."""
         out = []
         for kind, n in self.counts.items():
             line = f"{kind}: {n}"
             tally = self.details.get(kind)
             if tally:
-                shown = ", ".join(f"{d} x{c}" for d, c in tally.most_common(DETAILS))
-                more = len(tally) - DETAILS
+                shown = ", ".join(f"{d} x{c}" for d, c in tally.most_common(details))
+                more = len(tally) - details
                 line += f" [{shown}{f', and {more} more' if more > 0 else ''}]"
             examples = self.examples.get(kind)
             if examples:

@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from amodaldata.errors import FormatError
 from amodaldata.scene import Scene
 from amodaldata.targets import GT_CONFIDENCE, layered_masks, region_classes, scene_targets
+
+from .labels import COCO_TABLE, load_label_map, normalise
+from .losses import LossReport, Written
 
 
 def _scene_stem(scene: Scene, seen: set[str]) -> str:
@@ -49,21 +53,21 @@ def _index_record(scene: Scene, file: str) -> dict[str, Any]:
     }
 
 
-def _write_npz_folder(scenes: Iterable[Scene], out: Path, arrays_of) -> int:
+def _write_npz_folder(scenes: Iterable[Scene], out: Path, arrays_of: Callable[[Scene], dict[str, np.ndarray]],
+                      written: Written) -> int:
     out.mkdir(parents=True, exist_ok=True)
     seen: set[str] = set()
-    count = 0
     with open(out / "index.jsonl", "w") as index:
         for scene in scenes:
             stem = _scene_stem(scene, seen)
             np.savez_compressed(out / f"{stem}.npz", **arrays_of(scene))
             index.write(json.dumps(_index_record(scene, f"{stem}.npz")) + "\n")
-            count += 1
-    return count
+            written.add(len(scene.regions))
+    return written.scenes
 
 
 def write_semdist(scenes: Iterable[Scene], out: str | Path, *, max_level: int = 4,
-                  confidence: float = GT_CONFIDENCE) -> int:
+                  confidence: float = GT_CONFIDENCE, written: Written | None = None) -> int:
     """Write sem-dist targets (see the module docstring); return the number of scenes written."""
 
     def arrays(scene: Scene) -> dict[str, np.ndarray]:
@@ -71,20 +75,50 @@ def write_semdist(scenes: Iterable[Scene], out: str | Path, *, max_level: int = 
         del t["layered_classes"], t["layered_instances"]
         return {**t, "confidence": np.float32(confidence), "max_level": np.int32(max_level)}
 
-    return _write_npz_folder(scenes, Path(out), arrays)
+    return _write_npz_folder(scenes, Path(out), arrays, written if written is not None else Written())
+
+
+def class_ids(label_map: Mapping[str, int | str]) -> dict[str, int]:
+    """A label map with integer values: names are looked up among COCO's classes (the built-in ``cocoa-coco``
+    map sends COCOA names to them); a name that is not one is a :class:`FormatError` (layered classes are
+    integers)."""
+    out = {}
+    for name, value in label_map.items():
+        cid = value if isinstance(value, int) else COCO_TABLE.id_of(value)
+        if cid is None:
+            raise FormatError(f"label map sends {name!r} to {value!r}: layered masks hold integer classes, give a "
+                              f"class id or a COCO class name")
+        out[normalise(name)] = cid
+    return out
 
 
 def write_layered(scenes: Iterable[Scene], out: str | Path, *, layers: int = 2,
-                  label_map: Mapping[str, int] | None = None) -> int:
-    """Write K-layer masks (see the module docstring); classes from ``category_id``, else ``label_map`` by
-    name, else 1 (:func:`amodaldata.targets.region_classes`). Return the number of scenes written."""
+                  label_map: str | Path | Mapping[str, int | str] | None = None, losses: LossReport | None = None,
+                  written: Written | None = None) -> int:
+    """Write K-layer masks (see the module docstring); return the number of scenes written.
+
+    A region's class is its ``category_id``, else its name's entry in ``label_map`` (:func:`class_ids`;
+    names matched case- and space-insensitively), else 1 (:func:`amodaldata.targets.region_classes`); with a
+    label map, the names it lacks are recorded in ``losses``.
+    """
+    losses = losses if losses is not None else LossReport()
+    names = class_ids(load_label_map(label_map)) if label_map is not None else None
 
     def arrays(scene: Scene) -> dict[str, np.ndarray]:
-        classes = region_classes(scene, label_map)
+        classes = region_classes(scene)
+        for r in scene.regions:
+            if names is None or r.category_id is not None:
+                continue
+            cid = names.get(normalise(r.name)) if r.name is not None else None
+            if cid is None:
+                losses.add("regions whose name the label map lacks, written as class 1", scene.id, r.id,
+                           detail=repr(r.name.strip()) if r.name is not None else "no name")
+            else:
+                classes[r.id] = cid
         lm = layered_masks(scene.layers, layers, classes)
         ids = [r.id for r in scene.regions]
         return {"classes": lm.classes, "instances": lm.instances.astype(np.int32),
                 "region_ids": np.asarray(ids, dtype=np.int64),
                 "region_classes": np.asarray([classes[i] for i in ids], dtype=np.int32)}
 
-    return _write_npz_folder(scenes, Path(out), arrays)
+    return _write_npz_folder(scenes, Path(out), arrays, written if written is not None else Written())

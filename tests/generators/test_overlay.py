@@ -178,6 +178,11 @@ def test_every_source_format_feeds_the_overlay(tmp_path, fmt, writer, label_map)
     scene = generate_scene(config, source, np.random.default_rng(3), 0)
     want = generate_scene(original, reference, np.random.default_rng(3), 0)
     pasted = [r for r in scene.regions if "pasted_from" in r.extra]
+    wanted = [r for r in want.regions if "pasted_from" in r.extra]
     assert len(pasted) == 2
-    assert [r.amodal.to_rle()["counts"] for r in pasted] == [r.amodal.to_rle()["counts"] for r in want.regions
-                                                              if "pasted_from" in r.extra]
+    if writer == "cocoa-cls":   # the release holds RLE: the object is scaled as a bitmap, not as its polygons
+        from amodaldata.masks import iou_matrix
+
+        assert np.diag(iou_matrix([r.amodal for r in pasted], [r.amodal for r in wanted])).min() > 0.9
+    else:
+        assert [r.amodal.to_rle()["counts"] for r in pasted] == [r.amodal.to_rle()["counts"] for r in wanted]
