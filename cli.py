@@ -66,11 +66,13 @@ def main() -> None:
 @click.option("--label-map", help="JSON file of free-text name -> category id or name (or the built-in "
               "'cocoa-coco'), for targets with categories.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing non-empty output.")
+@click.option("--allow-empty", is_flag=True, help="Write the output even when no region is written (else an error "
+              "says why).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @reports_errors
 def convert(args: tuple[str, ...], from_format: str | None, dst_format: str, out: Path, images: Path | None,
             layers: int | None, max_level: int | None, split: str | None, scenes_per_shard: int | None,
-            on_error: str, label_map: str | None, overwrite: bool, progress: bool) -> None:
+            on_error: str, label_map: str | None, overwrite: bool, allow_empty: bool, progress: bool) -> None:
     """Convert INPUT (in SRC_FORMAT, or --from, or told from its content) to another format or to targets.
 
     What the target cannot hold is listed ("lost: ..."); nothing is dropped silently.
@@ -92,10 +94,10 @@ def convert(args: tuple[str, ...], from_format: str | None, dst_format: str, out
     if not input.exists():
         raise click.BadParameter(f"{input} does not exist", param_hint="INPUT")
     report = run(src_format or from_format, input, dst_format, out, images=images, on_error=on_error,
-                 overwrite=overwrite, progress=progress, layers=layers, max_level=max_level, split=split,
-                 scenes_per_shard=scenes_per_shard, label_map=label_map)
+                 overwrite=overwrite, progress=progress, allow_empty=allow_empty, layers=layers,
+                 max_level=max_level, split=split, scenes_per_shard=scenes_per_shard, label_map=label_map)
     read_as = "" if (src_format or from_format) else f" (input read as {report.source_format})"
-    click.echo(f"wrote {report.scenes} scenes ({report.regions} regions) to {report.output}{read_as}")
+    click.echo(f"{report.summary()}{read_as}")
     for loss in report.losses:
         click.echo(f"lost: {loss}", err=True)
     if report.skipped:
