@@ -150,9 +150,9 @@ def validate(input: Path, src_format: str | None, images: Path | None, fix: bool
 
 @main.command()
 @click.argument("input", type=click.Path(exists=True, path_type=Path))
-@click.option("--image-id", required=True, help="Image id of the scene to draw.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Picture to write (.png or .jpg).")
+@click.option("--image-id", help="Image id of the scene to draw.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Picture to write (.png or .jpg); with --worst, the folder of the pictures.")
 @click.option("--from", "src_format", default="cocoa", show_default=True, help="Input format (cocoa, parquet, ...).")
 @click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of the image files (without it: the shard's embedded image, else a grey canvas).")
@@ -160,21 +160,62 @@ def validate(input: Path, src_format: str | None, images: Path | None, fix: bool
               "[first].")
 @click.option("--max-level", type=click.IntRange(min=1), default=4, show_default=True,
               help="Cap of the global layering map.")
+@click.option("--pred", "pred", type=click.Path(exists=True, path_type=Path),
+              help="Predictions (COCO results JSON or prediction shards) to draw over the ground truth: matched "
+              "(blue), missed (orange), false positive (magenta), as matched at IoU .5.")
+@click.option("--min-score", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="With --pred: predictions scoring below are left out (of the matching too).")
+@click.option("--classes", type=click.Choice(["agnostic", "aware"]), default="agnostic", show_default=True,
+              help="With --pred: match within a category (aware) or not.")
+@click.option("--worst", type=click.IntRange(min=1),
+              help="With --pred: draw the N images of lowest recall into the --out folder.")
 @reports_errors
-def show(input: Path, image_id: str, out: Path, src_format: str, images: Path | None, annotator: str | None,
-         max_level: int) -> None:
-    """Draw one scene of INPUT: outlines, visible parts filled, hidden parts hatched, and its target maps.
+def show(input: Path, image_id: str | None, out: Path, src_format: str, images: Path | None, annotator: str | None,
+         max_level: int, pred: Path | None, min_score: float, classes: str, worst: int | None) -> None:
+    """Draw one scene of INPUT: outlines, visible parts filled, hidden parts hatched, and its target maps; or,
+    with --pred, a model's predictions over it; or, with --pred --worst N, the N images it does worst on.
 
     \b
     amodaldata show amodaldata/data/cocoa/COCOA_demo.json --images amodaldata/data/cocoa --image-id 6608 \\
         --out scene.png
+    amodaldata show shards/ --from parquet --pred results.json --image-id 7 --out pred.png
+    amodaldata show shards/ --from parquet --pred results.json --worst 20 --out gallery/
     """
     from amodaldata.render import render_scene, save_image, select_scene
     from converters import read
 
-    scene = select_scene(read(src_format, input, images=images, load_images=images is not None), image_id,
-                         annotator)
-    click.echo(f"wrote {save_image(render_scene(scene, max_level=max_level), out)}")
+    if (image_id is None) == (worst is None):
+        raise click.UsageError("give either --image-id or --worst (with --pred)")
+    if worst is not None and pred is None:
+        raise click.UsageError("--worst ranks the images by the recall of --pred")
+    scenes = read(src_format, input, images=images, load_images=images is not None)
+    if pred is None:
+        scene = select_scene(scenes, image_id, annotator)
+        click.echo(f"wrote {save_image(render_scene(scene, max_level=max_level), out)}")
+        return
+    _show_predictions(list(scenes), pred, image_id, out, annotator, min_score, classes == "aware", worst)
+
+
+def _show_predictions(scenes: list, pred: Path, image_id: str | None, out: Path, annotator: str | None,
+                      min_score: float, class_aware: bool, worst: int | None) -> None:
+    from amodaldata.evaluation import evaluate_segmentation, read_predictions
+    from amodaldata.evaluation.analysis import image_recalls
+    from amodaldata.evaluation.predictions import group_by_image, image_key, image_sizes
+    from amodaldata.render import render_predictions, save_image, select_scene
+
+    predictions = [p for p in read_predictions(pred, image_sizes(scenes)).predictions if p.score >= min_score]
+    by_image, _ = group_by_image(predictions, [])
+    if worst is None:
+        scene = select_scene(scenes, image_id, annotator)
+        overlay = render_predictions(scene, by_image.get(image_key(scene.id), []), class_aware=class_aware)
+        click.echo(f"wrote {save_image(overlay.picture, out)} (recall {overlay.recall:.2f})")
+        return
+    result = evaluate_segmentation(scenes, predictions, class_aware=class_aware, min_occlusion=None)
+    for rank, (worst_id, matched, missed) in enumerate(image_recalls(result)[:worst], start=1):
+        scene = select_scene(scenes, worst_id)
+        overlay = render_predictions(scene, by_image.get(image_key(scene.id), []), class_aware=class_aware)
+        path = save_image(overlay.picture, out / f"worst-{rank:03d}-image-{worst_id}.png")
+        click.echo(f"wrote {path} (recall {matched}/{matched + missed})")
 
 
 @main.command()
@@ -293,6 +334,30 @@ _min_occ_opt = click.option("--min-occlusion", type=click.FloatRange(0, 1), defa
                             help="Occluded-only bucket: regions whose occlusion rate is above this.")
 _json_opt = click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
                          help="Also write the results as JSON.")
+_plots_opt = click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
+                          help="Write the figures and their numbers (plots.json) into this folder (needs the "
+                          "'plots' extra: matplotlib).")
+_plot_format_opt = click.option("--plot-format", type=click.Choice(["png", "svg"]), default="png", show_default=True,
+                                help="File format of the --plots figures.")
+
+
+def _check_plots(plots_dir: Path | None, annotator: str) -> None:
+    """Refuse --plots up front (before any scoring) when matplotlib is missing or the curves would be averaged."""
+    from amodaldata.plotting import MISSING, plots_available
+
+    if plots_dir is None:
+        return
+    if not plots_available():
+        raise click.ClickException(MISSING)
+    if annotator != "first":
+        raise click.UsageError("--plots draws the curves of one annotator set: use --annotator first")
+
+
+def _write_plots(plots: list, plots_dir: Path | None, fmt: str) -> None:
+    from amodaldata.evaluation.plots import write_plots
+
+    for path in write_plots(plots, plots_dir, fmt):
+        click.echo(f"wrote {path}")
 
 
 @main.group("eval", cls=_EvalGroup)
@@ -321,23 +386,31 @@ def eval_group() -> None:
 @_json_opt
 @click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the per-image matches (every detection and every missed region) as CSV.")
+@_plots_opt
+@_plot_format_opt
 @_on_error_opt
 @reports_errors
 def eval_segm(gt: Path, pred: Path, src_format: str | None, classes: str, gt_mask: str, min_occlusion: float,
          annotator: str, max_dets: tuple[int, ...], json_out: Path | None, csv_out: Path | None,
-         on_error: str) -> None:
+         plots_dir: Path | None, plot_format: str, on_error: str) -> None:
     """Amodal segmentation AP/AR of PRED against GT, per occlusion level and subset.
 
-    PRED is a COCO results JSON or prediction shards (regions scored by extra["score"])."""
+    PRED is a COCO results JSON or prediction shards (regions scored by extra["score"]). --plots draws the
+    precision-recall curves per level, COCO's error breakdown, AP per class and AP against the occlusion rate."""
     from amodaldata.evaluation import evaluate_segmentation
     from amodaldata.evaluation.report import segmentation_table
     from amodaldata.evaluation.segmentation import MatchRow
 
+    _check_plots(plots_dir, annotator)
     scenes, preds = _read_ground_truth_and_predictions(gt, pred, src_format, on_error)
     result = evaluate_segmentation(scenes, preds, class_aware=classes == "aware", gt_mask=gt_mask,
                                    min_occlusion=min_occlusion, annotator=annotator, max_dets=max_dets)
     click.echo(segmentation_table(result))
     _write_outputs(result.to_dict(), json_out, result.matches, MatchRow, csv_out)
+    if plots_dir is not None:
+        from amodaldata.evaluation.plots import segmentation_plots
+
+        _write_plots(segmentation_plots(scenes, preds, result), plots_dir, plot_format)
 
 
 @eval_group.command("order")
@@ -353,19 +426,29 @@ def eval_segm(gt: Path, pred: Path, src_format: str | None, classes: str, gt_mas
 @_json_opt
 @click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write every ground-truth pair with its verdict as CSV.")
+@_plots_opt
+@_plot_format_opt
 @_on_error_opt
 @reports_errors
 def eval_order(gt: Path, pred: Path, src_format: str | None, source: str, iou_threshold: float, annotator: str,
-          json_out: Path | None, csv_out: Path | None, on_error: str) -> None:
-    """Pairwise depth order of PRED on every pair of overlapping GT regions, with the trivial baselines."""
+          json_out: Path | None, csv_out: Path | None, plots_dir: Path | None, plot_format: str,
+          on_error: str) -> None:
+    """Pairwise depth order of PRED on every pair of overlapping GT regions, with the trivial baselines.
+
+    --plots draws the accuracy against the pair's overlap size and occlusion rate."""
     from amodaldata.evaluation import evaluate_order
     from amodaldata.evaluation.order import PairRow
     from amodaldata.evaluation.report import order_table
 
+    _check_plots(plots_dir, "first")
     scenes, preds = _read_ground_truth_and_predictions(gt, pred, src_format, on_error)
     result = evaluate_order(scenes, preds, source=source, iou_threshold=iou_threshold, annotator=annotator)
     click.echo(order_table(result))
     _write_outputs(result.to_dict(), json_out, result.pairs, PairRow, csv_out)
+    if plots_dir is not None:
+        from amodaldata.evaluation.plots import order_plots
+
+        _write_plots(order_plots(scenes, result), plots_dir, plot_format)
 
 
 @eval_group.command("oracle")

@@ -2,7 +2,17 @@
 filled and its hidden part hatched, and below it a strip of the targets derived from the layer stack.
 
 The strip shows the global layering map (SLN Sec. 4.3), every slice of the layer stack (slice 1 = the visible
-masks) and the sem-dist maps M = C - L (SLN Eq. 1) of the most occluded regions. Pure PIL + numpy.
+masks) and the sem-dist maps M = C - L (SLN Eq. 1) of the most occluded regions.
+
+:func:`render_predictions` draws a model's predictions over the ground truth of one image, as matched at IoU
+.5 by the evaluation (COCO's greedy matching, :mod:`amodaldata.evaluation.segmentation`), in three styles:
+
+- matched prediction (:data:`MATCHED`, blue): its predicted visible part filled, its predicted occluded part
+  (amodal minus visible) hatched, its outline drawn; the ground-truth region's amodal outline in white;
+- missed ground-truth region (:data:`MISSED`, orange): hatched over its amodal mask, outlined;
+- false positive (:data:`FALSE_POSITIVE`, magenta): filled (visible part) and hatched (occluded part), outlined.
+
+A prediction without a visible mask is filled whole. Pure PIL + numpy.
 """
 
 from __future__ import annotations
@@ -23,6 +33,11 @@ from .scene import Scene
 from .targets import GT_CONFIDENCE, global_layering_map, semdist_map
 
 BACKGROUND_GREY = (128, 128, 128)
+#: Colours of the prediction picture (:func:`render_predictions`), told apart with any colour vision.
+MATCHED = (40, 140, 255)
+MISSED = (255, 150, 0)
+FALSE_POSITIVE = (230, 30, 200)
+GT_OUTLINE = (255, 255, 255)
 STRIP_BACKGROUND = (245, 245, 245)
 PANEL_EMPTY = (30, 30, 30)
 TEXT_DARK = (20, 20, 20)
@@ -116,6 +131,12 @@ def _label_anchor(stack: LayerStack, rid: int, width: int) -> tuple[int, int] | 
     return int(xs[best]), int(ys[best])
 
 
+def _diagonal(h: int, w: int, style: RenderStyle) -> np.ndarray:
+    """Flat ``(H * W,)`` position of every pixel along the hatch period, ``(x + y) % period``."""
+    ys, xs = np.divmod(np.arange(h * w), w)
+    return (xs + ys) % style.hatch_period
+
+
 def draw_regions(scene: Scene, photo: np.ndarray, colours: dict[int, np.ndarray], style: RenderStyle = RenderStyle()
                  ) -> np.ndarray:
     """The picture without labels, uint8 ``(H, W, 3)``: ``photo`` (float RGB ``(H, W, 3)``) dimmed towards grey,
@@ -125,9 +146,8 @@ def draw_regions(scene: Scene, photo: np.ndarray, colours: dict[int, np.ndarray]
     h, w = stack.shape
     out = photo * (1 - style.image_dim) + np.asarray(BACKGROUND_GREY, float) * style.image_dim
     flat = out.reshape(-1, 3)
-    ys, xs = np.divmod(np.arange(h * w), w)
     # Diagonal stripes; each region gets a different phase so overlapping hidden parts stay distinguishable.
-    diagonal = (xs + ys) % style.hatch_period
+    diagonal = _diagonal(h, w, style)
     for i, rid in enumerate(stack.front_to_back):
         idx, lv = stack.pixels[rid], stack.levels[rid]
         visible = idx[lv == 0]
@@ -353,6 +373,116 @@ def render_scene(scene: Scene, image: Image.Image | None = None, *, max_level: i
     _draw_labels(canvas, scene, colours, font, (x0, head_h))
     canvas.paste(strip, (0, head_h + scene.height))
     return canvas
+
+
+@dataclass
+class PredictionOverlay:
+    """What one prediction picture shows: the image's matched, missed and false-positive counts and recall."""
+
+    picture: Image.Image
+    matched: int
+    missed: int
+    false_positives: int
+    #: Each image pixel is drawn as ``zoom x zoom`` pixels of the picture, from ``origin`` (x, y) on.
+    zoom: int = 1
+    origin: tuple[int, int] = (0, 0)
+
+    @property
+    def recall(self) -> float:
+        """Matched / (matched + missed) regions (1.0 for an image without a region to find)."""
+        found = self.matched + self.missed
+        return self.matched / found if found else 1.0
+
+
+def draw_predictions(scene: Scene, photo: np.ndarray, matched: Sequence[tuple[Any, int]], missed: Sequence[int],
+                     false_positives: Sequence[Any], style: RenderStyle = RenderStyle()) -> np.ndarray:
+    """The prediction picture without text, uint8 ``(H, W, 3)``: ``photo`` dimmed, then ``matched`` ((prediction,
+    region id) pairs), ``missed`` region ids and ``false_positives`` drawn in the styles of the module docstring.
+    A prediction is anything with ``mask`` and ``visible`` :class:`~amodaldata.masks.Mask` attributes."""
+    h, w = scene.height, scene.width
+    out = photo * (1 - style.image_dim) + np.asarray(BACKGROUND_GREY, float) * style.image_dim
+    flat = out.reshape(-1, 3)
+    diagonal = _diagonal(h, w, style)
+    outlines: list[tuple[np.ndarray, tuple[int, int, int]]] = []
+
+    def paint(amodal: np.ndarray, visible: np.ndarray | None, colour: tuple[int, int, int]) -> None:
+        shown = amodal if visible is None else amodal & visible
+        idx = np.flatnonzero(shown)
+        flat[idx] = flat[idx] * (1 - style.fill_alpha) + np.asarray(colour, float) * style.fill_alpha
+        hidden = np.flatnonzero(amodal & ~shown)
+        flat[hidden[diagonal[hidden] < style.hatch_width]] = colour
+        outlines.append((amodal, colour))
+
+    def bitmaps(prediction: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        visible = prediction.visible.to_bitmap() if prediction.visible is not None else None
+        return prediction.mask.to_bitmap(), visible
+
+    for prediction, _ in matched:
+        paint(*bitmaps(prediction), MATCHED)
+    for prediction in false_positives:
+        paint(*bitmaps(prediction), FALSE_POSITIVE)
+    for rid in missed:
+        amodal = scene.region(rid).amodal.to_bitmap()
+        paint(amodal, np.zeros_like(amodal), MISSED)
+    outlines += [(scene.region(rid).amodal.to_bitmap(), GT_OUTLINE) for _, rid in matched]
+    for mask, colour in outlines:
+        line = _outline(mask, 1 if colour == GT_OUTLINE else style.outline)
+        out[line] = colour
+    return out.clip(0, 255).astype(np.uint8)
+
+
+#: Small images are enlarged (by a whole factor, nearest neighbour) until their longer side reaches this.
+MIN_PICTURE_SIDE = 400
+
+
+def render_predictions(scene: Scene, predictions: Sequence[Any], *, class_aware: bool = False,
+                       image: Image.Image | None = None, style: RenderStyle = RenderStyle(),
+                       zoom: int | None = None) -> PredictionOverlay:
+    """Match ``predictions`` (of this image; :class:`~amodaldata.evaluation.Prediction`) to the scene's regions
+    as the evaluation does at IoU .5 (one matching nothing, of a class the image lacks included, is a false
+    positive), and draw them over the image with a title and the key of the styles.
+    ``zoom``: pixels per image pixel (default: enough for a longer side of :data:`MIN_PICTURE_SIDE`)."""
+    from .evaluation import evaluate_segmentation
+
+    result = evaluate_segmentation([scene], list(predictions), class_aware=class_aware, min_occlusion=None)
+    by_index = {p.index: p for p in predictions}
+    matched = [(by_index[m.prediction], m.region_id) for m in result.matches
+               if m.prediction is not None and m.at50 in ("tp", "ignored")]
+    rows = {m.prediction for m in result.matches}
+    # a false positive: unmatched, or (class-aware) of a category this image has no region of
+    false_pos = [by_index[m.prediction] for m in result.matches if m.prediction is not None and m.at50 == "fp"] + \
+        [p for p in predictions if p.index not in rows]
+    missed = [m.region_id for m in result.matches if m.prediction is None]
+    picture = draw_predictions(scene, base_image(scene, image), matched, missed, false_pos, style)
+    zoom = zoom or max(1, -(-MIN_PICTURE_SIDE // max(scene.height, scene.width, 1)))
+    shown = Image.fromarray(picture).resize((scene.width * zoom, scene.height * zoom), Image.Resampling.NEAREST)
+    counts = (sum(m.at50 == "tp" for m in result.matches), len(missed), len(false_pos))
+    recall = counts[0] / (counts[0] + counts[1]) if counts[0] + counts[1] else 1.0
+    font = _font(style.font_size)
+    width = max(shown.width + 16, 640)
+    title = (f"image {scene.id}: {len(scene.regions)} regions, {len(predictions)} predictions; matched at IoU .5: "
+             f"{counts[0]}, missed {counts[1]}, false positives {counts[2]}; recall {recall:.2f}")
+    scratch = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    lines = _wrap(scratch, title, font, width - 16)
+    key = [(MATCHED, "matched: visible part filled, occluded part hatched"), (GT_OUTLINE, "its ground truth"),
+           (MISSED, "missed region"), (FALSE_POSITIVE, "false positive")]
+    swatch = style.font_size - 2
+    layout = _key_layout(scratch, key, font, width - 16, swatch)
+    line_h = style.font_size + 5
+    key_rows = 1 + max(r for _, r, _, _ in layout)
+    head_h = 8 + line_h * (len(lines) + key_rows)
+    canvas = Image.new("RGB", (width, head_h + shown.height + 8), STRIP_BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    for j, line in enumerate(lines):
+        draw.text((8, 4 + j * line_h), line, fill=TEXT_DARK, font=font)
+    top = 4 + len(lines) * line_h
+    for dx, row, colour, label in layout:
+        y = top + row * line_h
+        draw.rectangle((8 + dx, y + 2, 8 + dx + swatch, y + 2 + swatch), fill=colour, outline=(90, 90, 90))
+        draw.text((8 + dx + swatch + 4, y), label, fill=TEXT_DARK, font=font)
+    origin = ((width - shown.width) // 2, head_h)
+    canvas.paste(shown, origin)
+    return PredictionOverlay(canvas, *counts, zoom=zoom, origin=origin)
 
 
 def select_scene(scenes: Iterable[Scene], image_id: Any, annotator: str | None = None) -> Scene:

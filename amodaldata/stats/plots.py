@@ -1,47 +1,30 @@
 """PNG plots of a stats result: the histograms of Zhu et al. Fig. 6a-d, the layers-vs-CC-size plot of Fig. 7 and,
 for multi-annotator data, the consistency histograms of Fig. 8.
 
-matplotlib is an optional extra (``pip install 'amodaldata[plots]'``); it is imported only inside
-:func:`write_plots`, which raises an ImportError saying so when it is missing.
+matplotlib is an optional extra (``pip install 'amodaldata[plots]'``; :mod:`amodaldata.plotting`); it is imported
+only inside :func:`write_plots`, which raises an ImportError saying so when it is missing.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-MISSING = "plots need matplotlib: pip install 'amodaldata[plots]'"
+from ..plotting import MISSING, new_figure, plots_available, save_figure
 
-
-def plots_available() -> bool:
-    """Whether matplotlib can be imported (checked without importing it)."""
-    return importlib.util.find_spec("matplotlib") is not None
+__all__ = ["MISSING", "plots_available", "write_plots"]
 
 
 def write_plots(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
     """Write the plots of a :func:`~amodaldata.stats.compute_stats` result into ``out_dir``; return the paths."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ImportError(MISSING) from None
-
+    new_figure()                                   # fails early, with the message, without matplotlib
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
 
-    def save(fig: "Figure", name: str) -> None:
-        path = out / name
-        tmp = out / f".{name}.partial-{os.getpid()}.png"
-        try:
-            fig.savefig(tmp, dpi=120, bbox_inches="tight")
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        written.append(path)
+    def save(fig: Any, name: str) -> None:
+        written.append(save_figure(fig, out / name, "png"))
 
     def bars(ax: Any, histogram: dict[str, int], xlabel: str) -> None:
         keys = sorted(int(k) for k in histogram)
@@ -50,7 +33,7 @@ def write_plots(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
         ax.set_ylabel("count")
 
     occ = result["occlusion"]
-    fig = Figure(figsize=(5, 3.5))
+    fig = new_figure(figsize=(5, 3.5))
     ax = fig.subplots()
     edges = np.asarray(occ["all"]["histogram"]["bin_edges"])
     groups = [g for g in ("things", "stuff") if g in occ] or ["all"]
@@ -73,13 +56,13 @@ def write_plots(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
              "Fig. 6b: CCs per annotation"),
             ("fig6c_component_size.png", "component_size", "regions per CC", "Fig. 6c: CC size"),
             ("fig6d_layers_per_component.png", "layers_per_component", "depth layers", "Fig. 6d: layers per CC")):
-        fig = Figure(figsize=(5, 3.5))
+        fig = new_figure(figsize=(5, 3.5))
         ax = fig.subplots()
         bars(ax, comp[key]["histogram"], xlabel)
         ax.set_title(title)
         save(fig, name)
 
-    fig = Figure(figsize=(5, 3.5))
+    fig = new_figure(figsize=(5, 3.5))
     ax = fig.subplots()
     by_size = {int(k): v for k, v in comp["layers_by_size"].items() if int(k) >= 2}
     if by_size:
@@ -101,7 +84,7 @@ def write_plots(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
 
     agr = result["agreement"]
     if agr["images"]:
-        fig = Figure(figsize=(10, 3.5))
+        fig = new_figure(figsize=(10, 3.5))
         for ax, (key, title) in zip(fig.subplots(1, 3), (("region_amodal", "region consistency, amodal"),
                                                          ("region_modal", "region consistency, modal"),
                                                          ("edge", "edge consistency"))):
