@@ -14,7 +14,8 @@ from amodaldata.errors import AmodalDataError, ErrorPolicy
 
 
 def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn an :class:`AmodalDataError` into a one-line message on stderr and exit code 1, and Ctrl-C into
+    """Turn an :class:`AmodalDataError`, or a file-system error on a named path (an output under an existing
+    file, a folder that cannot be written), into a one-line message on stderr and exit code 1, and Ctrl-C into
     "interrupted" and exit code 130 (no traceback)."""
 
     @functools.wraps(func)
@@ -23,6 +24,13 @@ def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except AmodalDataError as err:
             click.echo(f"error: {err}", err=True)
+            sys.exit(1)
+        except OSError as exc:
+            if exc.filename is None:
+                raise
+            hint = " (a folder on that path is a file)" if isinstance(exc, (NotADirectoryError, FileExistsError)) \
+                else ""
+            click.echo(f"error: {exc.filename}: {exc.strerror}{hint}", err=True)
             sys.exit(1)
         except (KeyboardInterrupt, SystemError) as exc:
             if not _interrupted(exc):
@@ -153,7 +161,7 @@ def validate(input: Path, src_format: str | None, images: Path | None, fix: bool
 @click.option("--image-id", help="Image id of the scene to draw.")
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Picture to write (.png or .jpg); with --worst, the folder of the pictures.")
-@click.option("--from", "src_format", default="cocoa", show_default=True, help="Input format (cocoa, parquet, ...).")
+@click.option("--from", "src_format", help="Input format (cocoa, parquet, ...); without it, told from the content.")
 @click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of the image files (without it: the shard's embedded image, else a grey canvas).")
 @click.option("--annotator", help="With several annotations of the image (BSDS): author name or 0-based index "
@@ -219,36 +227,56 @@ def _show_predictions(scenes: list, pred: Path, image_id: str | None, out: Path,
 
 
 @main.command()
-@click.argument("src_format", metavar="FORMAT")
-@click.argument("input", type=click.Path(exists=True, path_type=Path))
+@click.argument("args", nargs=-1, required=True, metavar="[FORMAT] INPUT")
 @click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of the image files (for readers that need it to know image sizes).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write every figure to this JSON file.")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write PNG plots (Fig. 6, 7, 8) into this folder (needs the 'plots' extra: matplotlib).")
+@click.option("--table", "table_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the measures of every scene and region as scenes.parquet and regions.parquet here.")
+@click.option("--graphs", "graphs_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write every scene's occlusion DAG as JSON lines (networkx node-link form) to this file.")
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
               help="fail: stop at the first bad item; skip: drop it and report it at the end.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @reports_errors
-def stats(src_format: str, input: Path, images: Path | None, json_out: Path | None, plots_dir: Path | None,
-          on_error: str, progress: bool) -> None:
-    """Measure INPUT (in FORMAT) as Zhu et al. measured COCOA and BSDS: Fig. 5a, Table 1, Fig. 6-8.
+def stats(args: tuple[str, ...], images: Path | None, json_out: Path | None, plots_dir: Path | None,
+          table_dir: Path | None, graphs_out: Path | None, on_error: str, progress: bool) -> None:
+    """Measure INPUT (in FORMAT, or told from its content) as Zhu et al. measured COCOA and BSDS: Fig. 5a,
+    Table 1, Fig. 6-8.
 
     \b
     amodaldata stats cocoa amodaldata/data/cocoa/COCOA_demo.json --json stats.json --plots plots/
-    amodaldata stats bsds BSDS_amodal_val.json
-    amodaldata stats parquet shards/
+    amodaldata stats BSDS_amodal_val.json
+    amodaldata stats shards/ --table tables/ --graphs dags.jsonl
     """
+    import contextlib
+
     from amodaldata.stats import compute_stats, format_report, plots_available, write_json, write_plots
     from amodaldata.stats.plots import MISSING
+    from amodaldata.stats.table import write_graphs, write_tables
     from converters import read
 
+    if len(args) > 2:
+        raise click.UsageError("expected [FORMAT] INPUT")
+    src_format, input = (args[0], Path(args[1])) if len(args) == 2 else (None, Path(args[0]))
+    if not input.exists():
+        raise click.BadParameter(f"{input} does not exist", param_hint="INPUT")
     if plots_dir is not None and not plots_available():
         raise click.ClickException(MISSING)
     policy = ErrorPolicy(on_error)
-    result = compute_stats(read(src_format, input, images=images, on_error=policy), progress=progress)
+    with contextlib.ExitStack() as outputs:
+        sinks = [outputs.enter_context(write_tables(table_dir))] if table_dir is not None else []
+        sinks += [outputs.enter_context(write_graphs(graphs_out))] if graphs_out is not None else []
+        result = compute_stats(read(src_format, input, images=images, on_error=policy), progress=progress,
+                               sinks=sinks)
     click.echo(format_report(result))
+    if table_dir is not None:
+        click.echo(f"wrote {table_dir / 'scenes.parquet'} and {table_dir / 'regions.parquet'}")
+    if graphs_out is not None:
+        click.echo(f"wrote {graphs_out}")
     if json_out is not None:
         click.echo(f"wrote {write_json(result, json_out)}")
     if plots_dir is not None:

@@ -38,7 +38,8 @@ def _scene(image_id: object = "case") -> Scene:
 
 def _predictions(image_id: object = "case") -> list[Prediction]:
     """A match of region 1 whose predicted visible part is its left half, and a false positive without one."""
-    return [Prediction(image_id, Mask.from_bitmap(_box(4, 20, 4, 28)), 0.9, visible=Mask.from_bitmap(_box(4, 20, 4, 16)),
+    return [Prediction(image_id, Mask.from_bitmap(_box(4, 20, 4, 28)), 0.9,
+                       visible=Mask.from_bitmap(_box(4, 20, 4, 16)),
                        index=0),
             Prediction(image_id, Mask.from_bitmap(_box(26, 38, 4, 24)), 0.8, index=1)]
 

@@ -55,11 +55,17 @@ def occlusion_dag(region_ids: list[int], pairs: np.ndarray) -> nx.DiGraph:
     return dag
 
 
-def components(dag: nx.DiGraph) -> tuple[np.ndarray, np.ndarray]:
-    """Size and number of depth layers (longest directed path, in nodes) of each weakly connected component."""
+def node_layers(dag: nx.DiGraph) -> dict:
+    """The depth layer of every node: the longest directed path ending at it, in nodes (1 = nothing in front)."""
     longest: dict = {}
     for node in nx.topological_sort(dag):
         longest[node] = 1 + max((longest[p] for p in dag.predecessors(node)), default=0)
+    return longest
+
+
+def components(dag: nx.DiGraph) -> tuple[np.ndarray, np.ndarray]:
+    """Size and number of depth layers (longest directed path, in nodes) of each weakly connected component."""
+    longest = node_layers(dag)
     sizes, layers = [], []
     for cc in nx.weakly_connected_components(dag):
         sizes.append(len(cc))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -24,13 +24,18 @@ from .edges import EdgeDensityTally, scene_edges
 from .geometry import SceneGeometry
 from .occlusion import OcclusionTally
 from .shape import ShapeTally, scene_shapes
-from .summary import SummaryTally
+from .summary import SummaryTally, coverage
+from .table import SceneMeasures
 
 
 class StatsAccumulator:
     """Feed Scenes with :meth:`add`; read every figure with :meth:`result`."""
 
-    def __init__(self, *, edge_tolerance: float = EDGE_TOLERANCE, window: int = WINDOW) -> None:
+    def __init__(self, *, edge_tolerance: float = EDGE_TOLERANCE, window: int = WINDOW,
+                 sinks: Sequence[Callable[[SceneMeasures], None]] = ()) -> None:
+        """``sinks`` receive each annotation's :class:`~amodaldata.stats.table.SceneMeasures` (the table and graph
+        writers of :mod:`amodaldata.stats.table`)."""
+        self.sinks = list(sinks)
         self.summary = SummaryTally()
         self.occlusion = OcclusionTally()
         self.shape = ShapeTally()
@@ -46,12 +51,19 @@ class StatsAccumulator:
         stuff = np.array([r.is_stuff for r in scene.regions], dtype=bool)
         self.any_stuff |= bool(stuff.any())
         self.summary.add(scene, layers, stuff)
-        self.occlusion.add(geometry.occlusion_levels(), stuff)
-        self.shape.add(scene_shapes(geometry), stuff)
+        levels = geometry.occlusion_levels()
+        self.occlusion.add(levels, stuff)
+        shapes = scene_shapes(geometry)
+        self.shape.add(shapes, stuff)
         self.edges.add(*scene_edges(geometry))
         present = [int(rid) for rid, area in zip(geometry.region_ids, geometry.area) if area > 0]
-        self.complexity.add(*components(occlusion_dag(present, overlap_pairs(geometry, layers))))
+        dag = occlusion_dag(present, overlap_pairs(geometry, layers))
+        self.complexity.add(*components(dag))
         self.agreement.add(AnnotationRecord.of(scene, geometry))
+        if self.sinks:
+            measures = SceneMeasures(scene, geometry, levels, shapes, dag, coverage(layers))
+            for sink in self.sinks:
+                sink(measures)
 
     def result(self) -> dict[str, Any]:
         """Every figure, JSON-ready (None where a figure is undefined, e.g. a mean over no regions).
