@@ -77,6 +77,10 @@ class MissingImageError(AmodalDataError):
     """An image file named by the annotations is not on disk."""
 
 
+class ImageError(AmodalDataError):
+    """An image does not decode (corrupt, truncated) or is not the size its annotation says."""
+
+
 class FormatError(AmodalDataError):
     """A file is not in the expected format, or its format cannot be told."""
 

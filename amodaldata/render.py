@@ -18,7 +18,6 @@ A prediction without a visible mask is filled whole. Pure PIL + numpy.
 from __future__ import annotations
 
 import colorsys
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .errors import AmodalDataError, AnnotationError, FormatError
+from .images import decode_rgb
 from .layers import LayerStack
 from .scene import Scene
 from .targets import GT_CONFIDENCE, global_layering_map, semdist_map
@@ -93,12 +93,8 @@ def _text_colour(rgb: Sequence[int]) -> tuple[int, int, int]:
 def base_image(scene: Scene, image: Image.Image | None) -> np.ndarray:
     """The photo as float RGB ``(H, W, 3)``: ``image``, else ``scene.image_bytes``, else a neutral grey canvas."""
     if image is None and scene.image_bytes is not None:
-        try:
-            image = Image.open(io.BytesIO(scene.image_bytes))
-            image.load()
-        except OSError as exc:
-            raise FormatError(f"the scene's image bytes cannot be decoded: {exc}", image_id=scene.id,
-                              annotation_id=scene.annotation_id) from None
+        image = decode_rgb(scene.image_bytes, scene.height, scene.width, file=scene.file_name, image_id=scene.id,
+                           annotation_id=scene.annotation_id)
     if image is None:
         return np.broadcast_to(np.asarray(BACKGROUND_GREY, float), (scene.height, scene.width, 3)).copy()
     if image.size != (scene.width, scene.height):

@@ -75,6 +75,12 @@ class Scene:
 
     def validate(self) -> None:
         """Check ids, sizes and order edges; raise :class:`AnnotationError` naming the image and region."""
+        from .images import check_size
+
+        try:
+            check_size(self.height, self.width)
+        except AnnotationError as err:
+            raise err.located(image_id=self.id, annotation_id=self.annotation_id)
         seen: set[int] = set()
         for region in self.regions:
             if not isinstance(region.id, int) or isinstance(region.id, bool) or region.id <= 0:

@@ -148,7 +148,10 @@ def _rle(stored: dict, height: int, width: int) -> dict:
 def row_to_scene(row: dict[str, Any]) -> Scene:
     """The Scene of one shard row (the inverse of :func:`scene_to_row`). RLE sizes are checked; the counts,
     written by :func:`scene_to_row`, are not decoded again here."""
-    h, w = int(row["height"]), int(row["width"])
+    h, w = row["height"], row["width"]
+    for name, value in (("height", h), ("width", w)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise FormatError(f"column '{name}' must hold ints, got {type(value).__name__} {value!r}")
     regions = []
     for r in row["regions"] or []:
         polygons = r.get("amodal_polygons")

@@ -35,6 +35,7 @@ import shapely
 from pycocotools import mask as cocomask
 
 from .errors import AnnotationError
+from .images import MAX_SIDE, image_problem
 from .layers import LayerStack
 from .order import OcclusionOrder
 
@@ -63,7 +64,7 @@ KINDS: dict[str, str] = {
     "missing-image": "image files missing on disk",
     "unknown-category": "category ids missing from 'categories'",
     "parquet": "files that are not Parquet",
-    "image": "embedded images that do not decode or are not the row's size",
+    "image": "images that do not decode or are not the annotated size",
     "polygons-rle": "stored amodal polygons disagreeing with the stored amodal RLE",
     "unknown-region": "order edges naming regions the row lacks",
     "visible-overlap": "given visible masks of two regions overlapping",
@@ -80,6 +81,7 @@ class Layout:
     amodal: tuple[str, ...]
     visible: tuple[str, ...]
     invisible: tuple[str, ...] = ()
+    order_fields: tuple[str, ...] = ()
 
 
 _COCOA = dict(nested=True, amodal=("segmentation",), visible=("visible_mask",), invisible=("invisible_mask",))
@@ -89,7 +91,8 @@ LAYOUTS: dict[str, Layout] = {
     "bsds": Layout("bsds", **_COCOA),  # type: ignore[arg-type]
     "cocoa-cls": Layout("cocoa-cls", **_CLS),  # type: ignore[arg-type]
     "d2sa": Layout("d2sa", **_CLS),  # type: ignore[arg-type]
-    "kins": Layout("kins", nested=False, amodal=("segmentation", "a_segm"), visible=("inmodal_seg", "i_segm")),
+    "kins": Layout("kins", nested=False, amodal=("segmentation", "a_segm"), visible=("inmodal_seg", "i_segm"),
+                   order_fields=("oco_id", "ico_id")),
 }
 
 
@@ -226,9 +229,9 @@ class _Walker:
                 self.add("duplicate-id", "duplicate image id", image_id=image_id)
                 continue
             w, h = record.get("width"), record.get("height")
-            if not (_typed(w, (int,)) and _typed(h, (int,)) and w > 0 and h > 0):
-                self.add("schema", f"image record needs positive int 'width' and 'height', got {w!r} x {h!r}",
-                         image_id=image_id)
+            if not (_typed(w, (int,)) and _typed(h, (int,)) and 0 < w <= MAX_SIDE and 0 < h <= MAX_SIDE):
+                self.add("schema", f"image record needs int 'width' and 'height' from 1 to {MAX_SIDE}, got {w!r} x "
+                         f"{h!r}", image_id=image_id)
                 sizes[image_id] = None
                 continue
             sizes[image_id] = (h, w)
@@ -238,6 +241,10 @@ class _Walker:
                     self.add("schema", "image record has no 'file_name' to look for on disk", image_id=image_id)
                 elif not (self.image_dir / name).is_file():
                     self.add("missing-image", f"{name} not found in {self.image_dir}", image_id=image_id)
+                else:
+                    problem = image_problem((self.image_dir / name).read_bytes(), h, w)
+                    if problem is not None:
+                        self.add("image", f"image {self.image_dir / name} {problem}", image_id=image_id)
         return sizes
 
     # -- masks --------------------------------------------------------------------------------------
@@ -392,6 +399,10 @@ class _Walker:
             if candidate.suffix.lower() in (".jpg", ".jpeg", ".png") and candidate.is_file():
                 from PIL import Image
 
+                problem = image_problem(candidate.read_bytes())
+                if problem is not None:
+                    self.add("image", f"image {candidate} {problem}", **where)
+                    return None
                 with Image.open(candidate) as im:
                     return im.size[1], im.size[0]
         self.add("missing-image", f"no image file for the annotation in {self.image_dir}", **where)
@@ -554,6 +565,10 @@ class _Walker:
 
     def instance(self, ann: dict, size: tuple[int, int], **at: Any) -> None:
         h, w = size
+        for key in self.layout.order_fields:
+            value = ann.get(key)
+            if key in ann and not (_typed(value, (int,)) and value >= 0):
+                self.add("schema", f"'{key}' must be a non-negative int, got {value!r}", **at)
         key = next((k for k in self.layout.amodal if k in ann), None)
         if key is None:
             self.add("schema", f"annotation has no amodal mask ({' or '.join(self.layout.amodal)})", **at)
@@ -562,7 +577,9 @@ class _Walker:
                            (lambda v, k=key: ann.__setitem__(k, v)) if self.fix else None, **at)
         visible_key = next((k for k in self.layout.visible if k in ann), None)
         visible = None
-        if visible_key is not None:
+        if visible_key is not None and ann[visible_key] == []:      # no visible pixel (KINS 2020 i_segm)
+            visible = np.zeros((h, w), dtype=bool)
+        elif visible_key is not None:
             visible = self.mask(ann[visible_key], h, w, visible_key,
                                 (lambda v, k=visible_key: ann.__setitem__(k, v)) if self.fix else None, **at)
         invisible_key = next((k for k in self.layout.invisible if k in ann), None)

@@ -21,7 +21,6 @@ may leak :data:`LEAK_RELATIVE` of their area, as the COCO-style JSON formats may
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +29,10 @@ from typing import Any, Iterator
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from PIL import Image
 from pycocotools import mask as cocomask
 
 from .errors import DepthCycleError, GeometryError
+from .images import image_problem
 from .masks import Mask, normalise_polygons, rle_runs
 from .order import OcclusionOrder
 from .scene import Region, Scene
@@ -70,6 +69,12 @@ def _rows(parquet: pq.ParquetFile, columns: list[str]) -> Iterator[dict[str, Any
         yield from pa.Table.from_batches([batch]).cast(target).to_pylist()
 
 
+#: Scalar columns and the kind of type they must be stored as (a string cast to an int is not accepted).
+_SCALAR_KINDS = {"height": pa.types.is_integer, "width": pa.types.is_integer,
+                 **{name: lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)
+                    for name in ("image_id", "annotation_id", "annotator", "file_name", "extra")}}
+
+
 def _id(text: str | None) -> Any:
     """An id stored as JSON text, decoded (the text itself when it is not JSON)."""
     try:
@@ -101,6 +106,11 @@ class _Walker:
         if missing:
             self.add("schema", f"not an amodaldata shard: no column(s) {', '.join(missing)}", **where)
             return
+        for name in names:
+            stored, kind = parquet.schema_arrow.field(name).type, _SCALAR_KINDS.get(name)
+            if kind is not None and not (kind(stored) or pa.types.is_null(stored)):
+                self.add("schema", f"column '{name}' is stored as {stored}, the shard type is "
+                         f"{SCHEMA.field(name).type}", **where)
         try:
             for row in _rows(parquet, [f.name for f in SCHEMA if f.name in names]):
                 self.row(row, shard.name)
@@ -137,17 +147,9 @@ class _Walker:
         image = row.get("image") or {}
         data = image.get("bytes")
         if data is not None:
-            try:
-                with Image.open(io.BytesIO(data)) as im:
-                    size = im.size
-                    if im.format == "JPEG":   # every coefficient is still decoded, the scaled-down IDCT is cheaper
-                        im.draft(im.mode, (max(1, size[0] // 8), max(1, size[1] // 8)))
-                    im.load()
-            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-                self.add("image", f"embedded image bytes do not decode: {exc}", **where)
-                return
-            if size != (w, h):
-                self.add("image", f"embedded image is {size[0]} x {size[1]}, the row says {w} x {h}", **where)
+            problem = image_problem(data, h, w)
+            if problem is not None:
+                self.add("image", f"embedded image {problem}", **where)
         elif self.image_dir is not None:
             name = row.get("file_name") or image.get("path")
             if not name:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Mapping
 import numpy as np
 
 from amodaldata.errors import AmodalDataError, AnnotationError, ErrorPolicy, GeometryError, OnError
+from amodaldata.images import check_size
 from amodaldata.layers import LayerStack
 from amodaldata.masks import Mask
 from amodaldata.order import OcclusionOrder
@@ -141,10 +142,11 @@ def read_instances(path: str | Path, layout: InstanceLayout | Callable[[dict], I
             image_id = _require(record, "id", (int, str), "image record")
             for key in ("width", "height"):
                 _require(record, key, int, f"image record {image_id}")
+            check_size(record["height"], record["width"])
             if image_id in records:
                 raise AnnotationError("duplicate image id", image_id=image_id)
         except AmodalDataError as err:
-            policy.handle(err.located(file=str(path)))
+            policy.handle(err.located(file=str(path), image_id=record.get("id") if isinstance(record, dict) else None))
             continue
         records[image_id] = record
 

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from amodaldata.errors import AmodalDataError, AnnotationError, ErrorPolicy, MissingImageError, OnError
+from amodaldata.images import check_image, check_size
 from amodaldata.masks import Mask
 from amodaldata.order import OcclusionOrder
 from amodaldata.scene import Region, Scene
@@ -87,8 +88,10 @@ def read_cocoa(path: str | Path, images: str | Path | None = None, *, on_error: 
                     image_id = _require(record, "id", (int, str), "image record")
                     for key in ("width", "height"):
                         _require(record, key, int, f"image record {image_id}")
+                    check_size(record["height"], record["width"])
                 except AmodalDataError as err:
-                    policy.handle(err.located(file=str(path)))
+                    policy.handle(err.located(file=str(path),
+                                              image_id=record.get("id") if isinstance(record, dict) else None))
                     continue
                 by_id[image_id] = record
             continue
@@ -189,6 +192,7 @@ def _scene_from_annotation(ann: Any, images: dict[Any, dict], path: Path, image_
     elif image_path is not None:
         from PIL import Image
 
+        check_image(image_path.read_bytes(), None, None, file=image_path)
         with Image.open(image_path) as im:
             width, height = im.size
     else:

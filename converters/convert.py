@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from amodaldata.errors import AmodalDataError, EmptyOutputError, ErrorPolicy, FormatError, OnError
+from amodaldata.images import check_image
 from amodaldata.scene import Scene
 
 from . import EMBEDS_IMAGES, READERS, WRITERS, accepted_options
@@ -92,7 +93,8 @@ def convert(src_format: str | None, input: str | Path, dst_format: str, out: str
     read_options = accepted_options(reader, {**options, "images": images, "on_error": policy, "losses": losses,
                                       "load_images": images is not None and dst_format in EMBEDS_IMAGES})
     report = ConversionReport(output=out, source_format=src_format)
-    scenes: Iterable[Scene] = _stacked(reader(input, **read_options), report, policy, input)
+    scenes: Iterable[Scene] = _stacked(reader(input, **read_options), report, policy, input,
+                                       check_images=dst_format in EMBEDS_IMAGES)
     if progress:
         from tqdm import tqdm
 
@@ -129,13 +131,18 @@ def _empty_output(report: ConversionReport, dst_format: str, losses: LossReport,
     return EmptyOutputError(f"no region written: {why}; {fix}", file=str(out))
 
 
-def _stacked(scenes: Iterator[Scene], report: ConversionReport, policy: ErrorPolicy, source: str | Path
-             ) -> Iterator[Scene]:
+def _stacked(scenes: Iterator[Scene], report: ConversionReport, policy: ErrorPolicy, source: str | Path,
+             check_images: bool = False) -> Iterator[Scene]:
     """The scenes with their layer stack built (every writer reads it; it stays cached on the scene), counted.
     A scene whose stack cannot be built (a depth cycle, an RLE that is not a mask of the image: shards are
-    read without decoding their counts) goes to the error policy like a bad record of the reader."""
+    read without decoding their counts) goes to the error policy like a bad record of the reader; so does,
+    with ``check_images`` (a target embedding them), an image that does not decode or is not the scene's
+    size (:func:`amodaldata.images.check_image`)."""
     for scene in scenes:
         try:
+            if check_images and scene.image_bytes is not None:
+                check_image(scene.image_bytes, scene.height, scene.width, file=scene.file_name, image_id=scene.id,
+                            annotation_id=scene.annotation_id)
             scene.layers
         except AmodalDataError as err:
             policy.handle(err.located(file=str(source)))

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from amodaldata.errors import AnnotationError, MissingImageError
+from amodaldata.images import decode_rgb as decode_image
 from amodaldata.masks import Mask
 from amodaldata.order import OcclusionOrder
 from amodaldata.scene import Region, Scene
@@ -122,12 +123,8 @@ def decode_rgb(scene: Scene) -> np.ndarray:
     if scene.image_bytes is None:
         raise MissingImageError("the source scene has no image (give the image folder)", image_id=scene.id,
                                 file=scene.file_name)
-    with Image.open(io.BytesIO(scene.image_bytes)) as im:
-        rgb = np.asarray(im.convert("RGB"))
-    if rgb.shape[:2] != (scene.height, scene.width):
-        raise AnnotationError(f"the image is {rgb.shape[1]}x{rgb.shape[0]}, the annotation says "
-                              f"{scene.width}x{scene.height}", image_id=scene.id, file=scene.file_name)
-    return rgb
+    return np.asarray(decode_image(scene.image_bytes, scene.height, scene.width, file=scene.file_name,
+                                   image_id=scene.id, annotation_id=scene.annotation_id))
 
 
 @functools.lru_cache(maxsize=4)

@@ -414,6 +414,18 @@ def _check_manifest(out: Path, manifest: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _forget_failed_start(out: Path, split: str, created: bool) -> None:
+    """After a run that failed before finishing any shard of ``split`` (e.g. an unreadable overlay source),
+    remove what it wrote (the manifest and the lock file), and ``out`` itself when this run created it and
+    nothing else is there, so a failed start leaves nothing behind."""
+    if any(out.glob(f"{split}-*.parquet")):
+        return
+    for name in (f".generate-{split}.json", f".generate-{split}.lock"):
+        (out / name).unlink(missing_ok=True)
+    if created and not any(out.iterdir()):
+        out.rmdir()
+
+
 def generate_dataset(generator: SceneGenerator, out: str | Path, n: int, *, seed: int = 0, split: str = "train",
                      scenes_per_shard: int = 1000, workers: int | None = None, engine: str = "local",
                      progress: bool = True, title: str = "", description: str = "") -> GenerationReport:
@@ -433,11 +445,16 @@ def generate_dataset(generator: SceneGenerator, out: str | Path, n: int, *, seed
     split = canonical_split(split)
     tasks = plan(generator, out, n, seed=seed, split=split, scenes_per_shard=scenes_per_shard)
     out = Path(out)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     with _one_run_at_a_time(out, split):
-        _check_manifest(out, {"generator": generator.name, "options": generator.describe(), "n": n, "seed": seed,
-                              "split": split, "scenes_per_shard": scenes_per_shard})
-        report = _run_tasks(generator, tasks, out, split, workers, engine, progress)
+        try:
+            _check_manifest(out, {"generator": generator.name, "options": generator.describe(), "n": n,
+                                  "seed": seed, "split": split, "scenes_per_shard": scenes_per_shard})
+            report = _run_tasks(generator, tasks, out, split, workers, engine, progress)
+        except BaseException:
+            _forget_failed_start(out, split, created)
+            raise
         card = _card_text(generator, report, n, seed, split)
         write_dataset_card(out, title=title or f"amodaldata {generator.name} (synthetic)",
                            description=f"{description}\n\n{card}" if description else card,

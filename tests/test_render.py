@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from amodaldata import render as R
-from amodaldata.errors import AmodalDataError, AnnotationError, FormatError
+from amodaldata.errors import AmodalDataError, AnnotationError, FormatError, ImageError
 from amodaldata.masks import Mask
 from amodaldata.order import OcclusionOrder
 from amodaldata.scene import Region, Scene
@@ -127,7 +127,7 @@ def test_render_uses_the_scene_image_a_given_image_or_grey(cocoa_images):
     with pytest.raises(AnnotationError, match="image 188819.*the image is 5x5"):
         R.base_image(scene, Image.new("RGB", (5, 5)))
     scene.image_bytes = b"not an image"
-    with pytest.raises(FormatError, match="cannot be decoded"):
+    with pytest.raises(ImageError, match="image 188819, annotation 377: image 1.jpg does not decode"):
         R.render_scene(scene)
 
 

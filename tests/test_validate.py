@@ -230,13 +230,14 @@ def test_files_that_are_not_shards(cocoa_shards, tmp_path):
     pq.write_table(pa.table({"image_id": ["1"], "height": ["tall"], "width": [3], "regions": [[]]}),
                    folder / "texts.parquet")
     report = validate_shards(folder)
-    assert dict(report.counts) == {"parquet": 1, "schema": 2}
+    assert dict(report.counts) == {"parquet": 1, "schema": 3}
     assert report.examples["parquet"][0].where() == "notes.parquet"
     assert report.examples["parquet"][0].message.startswith("not a Parquet file: ")
     assert report.examples["schema"][0].where() == "captions.parquet"
     assert report.examples["schema"][0].message == "not an amodaldata shard: no column(s) height, width, regions"
     assert report.examples["schema"][1].where() == "texts.parquet"
-    assert report.examples["schema"][1].message.startswith("columns do not read as the shard types: ")
+    assert report.examples["schema"][1].message == "column 'height' is stored as string, the shard type is int32"
+    assert report.examples["schema"][2].message.startswith("columns do not read as the shard types: ")
     assert report.annotations == 5          # the real shards were still checked
     runner = CliRunner()
     result = runner.invoke(main, ["validate", str(folder / "notes.parquet")])

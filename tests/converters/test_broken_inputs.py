@@ -113,7 +113,7 @@ CASES: list[tuple[str, str, Mutation, str, str, tuple, str | None]] = [
      "schema", "annotation has no int/str 'image_id'", (None, 102, None),
      "annotation 102: annotation has no 'image_id' field"),
     ("bad-image-record", "cocoa", lambda d: d["images"][1].update(width="40"),
-     "schema", "image record needs positive int 'width' and 'height', got '40' x 30", (2, None, None),
+     "schema", "image record needs int 'width' and 'height' from 1 to 65535, got '40' x 30", (2, None, None),
      "image record 2 field 'width' must be int, got str"),
 ]
 
@@ -155,10 +155,12 @@ def test_malformed_json(tmp_path):
 def test_images_missing_on_disk(make_file, tmp_path):
     images = tmp_path / "images"
     images.mkdir()
-    (images / "1.jpg").write_bytes(b"not checked here")
+    (images / "1.jpg").write_bytes(b"not an image")
     report = validate_file(make_file("cocoa"), LAYOUTS["cocoa"], images=images)
-    assert report.counts == {"missing-image": 1}
+    assert report.counts == {"missing-image": 1, "image": 1}
     assert report.examples["missing-image"][0].message == f"2.jpg not found in {images}"
+    assert report.examples["image"][0].message == (f"image {images / '1.jpg'} does not decode: not in an image "
+                                                   "format PIL reads")
     with pytest.raises(AmodalDataError, match=r"image 2, annotation 2: image file not found in .*\(looked for 2.jpg"):
         list(READERS["cocoa"](make_file("cocoa"), images=images, load_images=True))
 
