@@ -10,9 +10,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# torch==2.13.0 first: a CPU build this machine keeps on disk; an unpinned torch would pull a CUDA build.
+# torch and torchvision as a matching pair first (a build this machine keeps on disk; an unpinned install would
+# download gigabytes). Override TORCH_PAIR on a machine that has its own.
+TORCH_PAIR ?= torch==2.14.1 torchvision==0.29.1
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet $(TORCH_PAIR)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 

@@ -4,8 +4,12 @@ Each row becomes a :class:`~amodaldata.scene.Scene` (:func:`amodaldata.shards.ro
 decoded with PIL and resized (bilinear) to the chosen size, and its amodal masks are resampled (nearest, at
 pixel centres) to the same size *before* the layer stack is built, so every target — sem-dist maps (SLN Eq. 1),
 global and instance layering maps (SLN Sec. 4.3-4.4), K-layer masks (seed 002, Sec. 3), amodal and visible
-masks, boxes — comes from one small layer stack (:func:`amodaldata.targets.scene_targets`). Images are
-stretched to the target size (no letterbox); predictions are mapped back to the original size.
+masks, boxes — comes from one small layer stack (:func:`amodaldata.targets.scene_targets`). Two input
+policies: the dense models (SLN, the layered embedding net) take a square of ``size`` (images stretched, no
+letterbox, :func:`scene_sample`); the two-stage models take the aspect-preserving scale of torchvision and
+detectron2 (shorter side ``min_size``, longer side at most ``max_size``; one ``min_size`` drawn per image in
+multi-scale training), horizontal flips in training, and batches padded by the model
+(:func:`instance_sample`). Predictions are mapped back to the original size.
 
 Partitioning (DESIGN.md, "Scale"): the shards' rows, in shard order, form one sequence; DDP rank ``r`` of
 ``R`` reads the contiguous slice ``[r * n, (r + 1) * n)`` with ``n = total // R`` (the last ``total % R`` rows
@@ -21,7 +25,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -61,15 +65,21 @@ def _split(start: int, stop: int, parts: int, index: int) -> tuple[int, int]:
 
 
 def partition_rows(paths: Sequence[Path], counts: Sequence[int], *, rank: int = 0, world_size: int = 1,
-                   worker: int = 0, num_workers: int = 1) -> list[RowSlice]:
+                   worker: int = 0, num_workers: int = 1, drop_remainder: bool = True) -> list[RowSlice]:
     """The row slices read by one (rank, worker); see the module docstring for the rule.
 
-    Every rank gets ``sum(counts) // world_size`` rows; ``world_size == 1`` keeps every row.
+    Every rank gets ``sum(counts) // world_size`` rows; ``world_size == 1`` keeps every row. With
+    ``drop_remainder=False`` (inference) every row is read by exactly one rank, the ranks' shares differing
+    by at most one row.
     """
     if not 0 <= rank < world_size or not 0 <= worker < num_workers:
         raise ValueError(f"bad partition index: rank {rank}/{world_size}, worker {worker}/{num_workers}")
-    per_rank = sum(counts) // world_size
-    lo, hi = _split(rank * per_rank, (rank + 1) * per_rank, num_workers, worker)
+    if drop_remainder:
+        per_rank = sum(counts) // world_size
+        first, last = rank * per_rank, (rank + 1) * per_rank
+    else:
+        first, last = _split(0, sum(counts), world_size, rank)
+    lo, hi = _split(first, last, num_workers, worker)
     out = []
     offset = 0
     for path, n in zip(paths, counts):
@@ -135,8 +145,11 @@ def resize_scene(scene: Scene, height: int, width: int) -> Scene:
                  annotation_id=scene.annotation_id)
 
 
-def decode_image(scene: Scene, height: int, width: int, images: Path | None = None) -> torch.Tensor:
-    """The scene's RGB image resized (bilinear) to ``height x width``, normalised, float32 ``(3, H, W)``."""
+def decode_image(scene: Scene, height: int, width: int, images: Path | None = None, *,
+                 normalize: bool = True) -> torch.Tensor:
+    """The scene's RGB image resized (bilinear) to ``height x width``, float32 ``(3, H, W)``: normalised with
+    :data:`IMAGE_MEAN` / :data:`IMAGE_STD`, or in [0, 1] with ``normalize=False`` (torchvision's detection
+    models normalise inside)."""
     data = scene.image_bytes
     if data is None and images is not None and scene.file_name:
         path = Path(images) / scene.file_name
@@ -146,7 +159,11 @@ def decode_image(scene: Scene, height: int, width: int, images: Path | None = No
         raise MissingImageError("the row has no image bytes and no image file was found",
                                 image_id=scene.id, annotation_id=scene.annotation_id)
     with Image.open(io.BytesIO(data)) as im:
-        rgb = im.convert("RGB").resize((width, height), Image.BILINEAR)
+        rgb = im.convert("RGB")
+        if rgb.size != (width, height):
+            rgb = rgb.resize((width, height), Image.BILINEAR)
+    if not normalize:
+        return torch.from_numpy(np.asarray(rgb).transpose(2, 0, 1).copy()).float().div_(255)
     scale = np.float32(1 / 255) / np.asarray(IMAGE_STD, dtype=np.float32)
     shift = np.asarray(IMAGE_MEAN, dtype=np.float32) / np.asarray(IMAGE_STD, dtype=np.float32)
     arr = np.asarray(rgb, dtype=np.float32) * scale - shift
@@ -219,6 +236,58 @@ def scene_sample(scene: Scene, size: tuple[int, int], *, max_level: int = 4, lay
     }
 
 
+def scaled_size(height: int, width: int, min_size: int, max_size: int) -> tuple[int, int]:
+    """The size of the aspect-preserving resize that brings the shorter side to ``min_size`` unless the longer
+    one would pass ``max_size`` (torchvision's ``GeneralizedRCNNTransform``, detectron2's
+    ``ResizeShortestEdge``)."""
+    scale = min(min_size / min(height, width), max_size / max(height, width))
+    return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
+
+
+def instance_sample(scene: Scene, min_size: int | Sequence[int], max_size: int, *, num_classes: int = 1,
+                    images: Path | None = None, rng: np.random.Generator | None = None, flip: bool = False,
+                    with_targets: bool = True) -> dict[str, Any]:
+    """One sample for the two-stage models: the image in [0, 1] at :func:`scaled_size` and, unless
+    ``with_targets`` is False, the instances of the resized scene's layer stack.
+
+    ``min_size`` may list several shorter sides: one is drawn with ``rng`` (multi-scale training, the largest
+    without ``rng``). With ``flip`` and an ``rng``, the sample is mirrored left-right with probability 1/2.
+    Keys: ``image`` (3, h, w); ``image_id``; ``orig_size``; with targets ``boxes`` (N, 4) tight amodal boxes,
+    ``labels`` (N,), ``region_ids`` (N,), ``amodal``, ``visible`` (N, h, w) bool, for the regions whose
+    resized amodal mask is not empty.
+    """
+    sizes = (min_size,) if isinstance(min_size, int) else tuple(min_size)
+    shorter = int(sizes[rng.integers(len(sizes))]) if rng is not None and len(sizes) > 1 else max(sizes)
+    h, w = scaled_size(scene.height, scene.width, shorter, max_size)
+    mirror = bool(flip and rng is not None and rng.random() < 0.5)
+    image = decode_image(scene, h, w, images, normalize=False)
+    sample: dict[str, Any] = {"image": image.flip(-1) if mirror else image, "image_id": scene.id,
+                              "orig_size": (scene.height, scene.width)}
+    if not with_targets:
+        return sample
+    try:
+        small = resize_scene(scene, h, w)
+        labels = scene_labels(scene, num_classes)
+        stack = small.layers
+    except AmodalDataError as err:
+        raise err.located(image_id=scene.id, annotation_id=scene.annotation_id)
+    rids = np.array([r.id for r in small.regions], dtype=np.int64)
+    amodal = np.stack([stack.amodal(int(r)) for r in rids]) if len(rids) else np.zeros((0, h, w), bool)
+    visible = np.stack([stack.visible(int(r)) for r in rids]) if len(rids) else np.zeros((0, h, w), bool)
+    keep = amodal.any(axis=(1, 2))
+    amodal, visible, rids = amodal[keep], visible[keep], rids[keep]
+    if mirror:
+        amodal, visible = amodal[..., ::-1], visible[..., ::-1]
+    sample.update({
+        "boxes": torch.from_numpy(masks_to_boxes(amodal)),
+        "labels": torch.tensor([labels[int(r)] for r in rids], dtype=torch.int64),
+        "region_ids": torch.from_numpy(rids),
+        "amodal": torch.from_numpy(np.ascontiguousarray(amodal)),
+        "visible": torch.from_numpy(np.ascontiguousarray(visible)),
+    })
+    return sample
+
+
 class ShardDataset(IterableDataset):
     """Samples (:func:`scene_sample`) streamed from a shard file or folder, partitioned over DDP ranks and
     DataLoader workers (module docstring). ``rank``/``world_size`` default to the initialised process group."""
@@ -226,8 +295,12 @@ class ShardDataset(IterableDataset):
     def __init__(self, path: str | Path, size: int | tuple[int, int] = 256, *, split: str | None = None,
                  max_level: int = 4, layers: int = 2, num_classes: int = 1, images: str | Path | None = None,
                  shuffle: bool = False, seed: int = 0, rank: int | None = None,
-                 world_size: int | None = None, with_targets: bool = True) -> None:
+                 world_size: int | None = None, with_targets: bool = True,
+                 sampler: Callable[[Scene, np.random.Generator | None], dict[str, Any]] | None = None,
+                 drop_remainder: bool = True) -> None:
         super().__init__()
+        self.sampler = sampler
+        self.drop_remainder = drop_remainder
         self.paths = shard_paths(path, split)
         self.counts = shard_row_counts(self.paths)
         self.size = (size, size) if isinstance(size, int) else tuple(size)
@@ -239,12 +312,12 @@ class ShardDataset(IterableDataset):
         self.rank = rank if rank is not None else (torch.distributed.get_rank() if dist else 0)
         self.world_size = world_size if world_size is not None else (
             torch.distributed.get_world_size() if dist else 1)
-        if sum(self.counts) < self.world_size:
+        if drop_remainder and sum(self.counts) < self.world_size:
             raise ValueError(f"{sum(self.counts)} scenes cannot feed {self.world_size} ranks")
 
     def __len__(self) -> int:
         """Samples per rank and epoch."""
-        return sum(self.counts) // self.world_size
+        return sum(p.stop - p.start for p in self.pieces())
 
     def set_epoch(self, epoch: int) -> None:
         """Reseed the shuffle for a new epoch (call before iterating, as with ``DistributedSampler``)."""
@@ -253,7 +326,7 @@ class ShardDataset(IterableDataset):
     def pieces(self, worker: int = 0, num_workers: int = 1) -> list[RowSlice]:
         """The row slices of this rank's ``worker``."""
         return partition_rows(self.paths, self.counts, rank=self.rank, world_size=self.world_size,
-                              worker=worker, num_workers=num_workers)
+                              worker=worker, num_workers=num_workers, drop_remainder=self.drop_remainder)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
@@ -269,9 +342,12 @@ class ShardDataset(IterableDataset):
                 except AmodalDataError as err:
                     raise err.located(file=str(piece.path), image_id=json.loads(row.get("image_id") or "null"))
                 try:
-                    yield scene_sample(scene, self.size, max_level=self.max_level, layers=self.layers,
-                                       num_classes=self.num_classes, images=self.images,
-                                       with_targets=self.with_targets)
+                    if self.sampler is not None:
+                        yield self.sampler(scene, rng)
+                    else:
+                        yield scene_sample(scene, self.size, max_level=self.max_level, layers=self.layers,
+                                           num_classes=self.num_classes, images=self.images,
+                                           with_targets=self.with_targets)
                 except AmodalDataError as err:
                     raise err.located(file=str(piece.path))
 
@@ -281,11 +357,14 @@ STACKED = ("image", "global_layering", "layered_classes", "layered_instances")
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """Batch samples: ``images`` and (with targets) ``global_layering``, ``layered_classes``,
-    ``layered_instances`` stacked; ``targets`` a list of per-image dicts of instance tensors (empty dicts
+    """Batch samples: ``images`` (a list when their sizes differ) and (with dense targets)
+    ``global_layering``, ``layered_classes``, ``layered_instances`` stacked; ``targets`` a list of per-image dicts of instance tensors (empty dicts
     without targets); ``image_ids``, ``orig_sizes`` lists."""
+    same = len({tuple(s["image"].shape) for s in samples}) == 1
     batch: dict[str, Any] = {("images" if k == "image" else k): torch.stack([s[k] for s in samples])
-                             for k in STACKED if k in samples[0]}
+                             for k in STACKED if k in samples[0] and same}
+    if not same:                                  # two-stage inputs of several sizes: the model pads them
+        batch["images"] = [s["image"] for s in samples]
     batch["targets"] = [{k: v for k, v in s.items() if k not in STACKED and k not in ("image_id", "orig_size")}
                         for s in samples]
     batch["image_ids"] = [s["image_id"] for s in samples]
@@ -296,5 +375,7 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """The batch with every tensor (also inside ``targets``) moved to ``device``."""
     out = {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+    if isinstance(batch["images"], list):
+        out["images"] = [im.to(device, non_blocking=True) for im in batch["images"]]
     out["targets"] = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in batch["targets"]]
     return out

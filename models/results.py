@@ -1,8 +1,8 @@
 """Model outputs in the COCO results layout that ``amodaldata eval`` reads.
 
 One record per detected instance: ``image_id``, ``category_id``, ``segmentation`` (the amodal mask as COCO
-compressed RLE at the original image size), ``visible`` (the visible mask, same encoding), ``score``, and
-``bbox`` (``[x, y, w, h]`` of the amodal mask).
+compressed RLE at the original image size), ``visible`` and ``occluded`` (the predicted visible and
+occluded parts, same encoding), ``score``, and ``bbox`` (``[x, y, w, h]`` of the amodal mask).
 """
 
 from __future__ import annotations
@@ -17,19 +17,34 @@ from amodaldata.masks import Mask
 
 @dataclass
 class Detections:
-    """The instances predicted in one image, at its original size: bool masks ``(H, W)`` per instance."""
+    """The instances predicted in one image, at its original size: bool masks ``(H, W)`` per instance.
+
+    The visible part is clipped to the amodal mask. The occluded part is the model's own where it predicts
+    one (the jigsaw ARCNN), else the amodal mask minus the visible one."""
 
     scores: list[float] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
     amodal: list[np.ndarray] = field(default_factory=list)
     visible: list[np.ndarray] = field(default_factory=list)
+    occluded: list[np.ndarray] = field(default_factory=list)
 
-    def add(self, score: float, label: int, amodal: np.ndarray, visible: np.ndarray) -> None:
-        """Append one instance; the visible mask is clipped to the amodal one."""
+    def add(self, score: float, label: int, amodal: np.ndarray, visible: np.ndarray,
+            occluded: np.ndarray | None = None) -> None:
+        """Append one instance."""
         self.scores.append(float(score))
         self.labels.append(int(label))
         self.amodal.append(amodal)
         self.visible.append(visible & amodal)
+        self.occluded.append(occluded if occluded is not None else amodal & ~visible)
+
+    @classmethod
+    def from_arrays(cls, scores: np.ndarray, labels: np.ndarray, amodal: np.ndarray, visible: np.ndarray,
+                    occluded: np.ndarray | None = None) -> "Detections":
+        """From ``(N,)`` scores and labels and ``(N, H, W)`` bool masks."""
+        det = cls()
+        for i in range(len(scores)):
+            det.add(scores[i], labels[i], amodal[i], visible[i], None if occluded is None else occluded[i])
+        return det
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -38,8 +53,8 @@ class Detections:
 def coco_results(image_id: Any, detections: Detections) -> list[dict[str, Any]]:
     """The COCO result records of one image's detections (empty amodal masks are left out)."""
     out = []
-    for score, label, amodal, visible in zip(detections.scores, detections.labels, detections.amodal,
-                                             detections.visible):
+    for score, label, amodal, visible, occluded in zip(detections.scores, detections.labels, detections.amodal,
+                                                       detections.visible, detections.occluded):
         mask = Mask.from_bitmap(amodal)
         if mask.area() == 0:
             continue
@@ -48,6 +63,7 @@ def coco_results(image_id: Any, detections: Detections) -> list[dict[str, Any]]:
             "category_id": label,
             "segmentation": mask.to_rle(),
             "visible": Mask.from_bitmap(visible).to_rle(),
+            "occluded": Mask.from_bitmap(occluded).to_rle(),
             "score": score,
             "bbox": [float(v) for v in mask.bbox()],
         })

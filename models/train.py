@@ -1,27 +1,41 @@
-"""``python -m models.train``: train SLN, ARCNN or the layered embedding net on amodaldata shards.
+"""``python -m models.train``: train any model of :data:`models.MODELS` on amodaldata shards.
 
-One process, or one per rank under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment): the process group
-is initialised from the environment (NCCL on CUDA, gloo on CPU), the model is wrapped in
+Training is iteration-based, as detectron2 and torchvision's references train detectors: ``--max-iter``
+steps of ``--batch-size`` images per rank, a linear warm-up over ``--warmup-iters`` from
+``--warmup-factor`` x the learning rate, and a step decay by ``--gamma`` at each of ``--lr-steps``. The
+learning rate given (by a recipe or ``--lr``) is the one of the recipe's reference batch
+(``--ref-batch``); it is scaled linearly with the global batch (Goyal et al. 2017), and the log says so.
+``--recipe`` presets the papers' settings (:data:`RECIPES`); each preset value can be overridden by its flag.
+
+One process, or one per rank under ``torchrun`` (``WORLD_SIZE`` > 1) or ``--nproc N``: the process group is
+initialised from the environment (NCCL on CUDA, gloo on CPU), the model is wrapped in
 ``DistributedDataParallel``, each rank reads its own part of the shards (:mod:`models.data`), and rank 0
-alone writes the log and the checkpoint. Mixed precision: ``torch.autocast`` with float16 and a
-``GradScaler`` on CUDA, or bfloat16 (``--amp-dtype bf16``, the only choice on CPU) without scaling.
+alone writes the log, the checkpoint and the console. Mixed precision: ``torch.autocast`` with float16 and a
+``GradScaler`` on CUDA (the default there), or bfloat16 (``--amp-dtype bf16``, the only choice on CPU).
+``--channels-last`` puts the convolution inputs in channels-last memory, which tensor cores prefer.
 
-The run folder holds ``config.json`` (the options), ``log.jsonl`` (one JSON object per logged step and one
-per epoch, losses averaged over ranks) and ``checkpoint.pt`` (model, optimiser and scaler state, the epoch
-reached; rewritten atomically after every epoch). Running the same command again resumes from it.
+The console shows a progress bar (it/s, ETA, the current losses and learning rate); with ``--val SHARDS``
+the model is scored every ``--eval-every`` iterations on those shards (COCO AP / AR of ``amodaldata eval``,
+printed and logged). The run folder holds ``config.json`` (the resolved options), ``log.jsonl`` (one JSON
+object per logged step, losses averaged over ranks; one per validation), ``checkpoint.pt`` (model,
+optimiser, scheduler and scaler state, the iteration reached; rewritten atomically every
+``--checkpoint-every`` iterations and at the end) and, with ``--tensorboard``, TensorBoard event files.
+Running the same command again resumes from the checkpoint, with or without mixed precision.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import socket
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
@@ -32,52 +46,128 @@ from torch.utils.data import DataLoader
 from amodaldata.cpus import available_cpus
 from amodaldata.errors import AmodalDataError
 
-from . import MODELS, build_model
-from .data import ShardDataset, collate, to_device
+from . import MODELS, TWO_STAGE, build_model
+from .data import ShardDataset, collate, instance_sample, scene_sample, to_device
 
-#: Optimiser and learning rate of each model when not given: SGD with momentum 0.9 and weight decay 5e-4
-#: (none on normalisation layers) as SLN Sec. 4.6 and Mask R-CNN; Adam at 1e-4 as seed 002.
-DEFAULT_OPTIMIZER = {"sln": ("sgd", 0.02), "arcnn": ("sgd", 0.02), "embedding": ("adam", 1e-4)}
+#: Paper settings (``--recipe``). ``ref_batch`` is the global batch the learning rate belongs to.
+RECIPES: dict[str, dict[str, Any]] = {
+    # Yin (2021) Sec. 4.2: KINS, batch 4, lr 0.0025, 48k iterations, SGD; detectron2's schedule otherwise
+    # (momentum 0.9, weight decay 1e-4, 1000 warm-up iterations, decay x0.1 at 2/3 and 8/9 of the run)
+    "kins": {"batch_size": 4, "ref_batch": 4, "lr": 0.0025, "max_iter": 48000, "optimizer": "sgd",
+             "lr_steps": [32000, 42667], "num_classes": 7, "min_size": [800], "max_size": 1333},
+    # Yin (2021) Sec. 4.2: COCOA-cls, batch 2, lr 0.0005, 10k iterations, SGD
+    "cocoa-cls": {"batch_size": 2, "ref_batch": 2, "lr": 0.0005, "max_iter": 10000, "optimizer": "sgd",
+                  "lr_steps": [6667, 8889], "num_classes": 80, "min_size": [800], "max_size": 1333},
+    # D2SA (Follmann et al. 2019): the paper's schedule is not given; detectron2's 1x schedule at batch 4
+    "d2sa": {"batch_size": 4, "ref_batch": 16, "lr": 0.02, "max_iter": 22500, "optimizer": "sgd",
+             "lr_steps": [15000, 20000], "num_classes": 60, "min_size": [800], "max_size": 1333},
+    # Liu et al. (2019) Sec. 4: Adam 1e-4, batch 2, 100 epochs of 1000 images, 256 x 256 inputs, NMS 0.7 for
+    # the Mask R-CNN baseline of Table 1 (6 instances per class, 3 classes)
+    "shapes": {"batch_size": 2, "ref_batch": 2, "lr": 1e-4, "max_iter": 50000, "optimizer": "adam",
+               "weight_decay": 0.0, "warmup_iters": 0, "lr_steps": [], "num_classes": 3, "size": 256,
+               "min_size": [256], "max_size": 256, "options": {"box_nms_thresh": 0.7}},
+}
 
 
 @dataclass
 class TrainConfig:
-    """Every option of a training run (the command-line flags)."""
+    """Every option of a training run (the command-line flags, :func:`parse_args`)."""
 
     model: str
     data: str
     out: str
-    epochs: int = 10
+    recipe: str | None = None
+    max_iter: int = 1000
     batch_size: int = 4
+    ref_batch: int | None = None
     lr: float | None = None
     optimizer: str | None = None
     momentum: float = 0.9
-    weight_decay: float = 5e-4
+    weight_decay: float | None = None
+    warmup_iters: int = 1000
+    warmup_factor: float = 0.001
+    lr_steps: list[int] = field(default_factory=list)
+    gamma: float = 0.1
     grad_clip: float = 0.0
     size: int = 256
+    min_size: list[int] = field(default_factory=lambda: [800])
+    max_size: int = 1333
+    flip: bool = True
+    backbone: str = "resnet50"
+    pretrained: str | None = None
     split: str | None = None
     images: str | None = None
     num_classes: int = 1
     max_level: int = 4
     layers: int = 2
+    val: str | None = None
+    val_split: str | None = None
+    eval_every: int = 0
     device: str = "auto"
     amp: bool | None = None
     amp_dtype: str = "fp16"
+    channels_last: bool = False
     workers: int = 0
     seed: int = 0
-    log_every: int = 10
+    log_every: int = 20
+    checkpoint_every: int = 1000
+    tensorboard: bool = False
+    progress: bool = True
     options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def two_stage(self) -> bool:
+        return self.model in TWO_STAGE
 
     def model_config(self) -> dict[str, Any]:
         """Keyword options of the model: the data-shaped ones, then ``options`` (``--set``) on top."""
-        base: dict[str, Any] = {"sln": {"max_level": self.max_level},
-                                "arcnn": {"num_classes": self.num_classes},
-                                "embedding": {"num_classes": self.num_classes, "layers": self.layers}}[self.model]
+        if self.two_stage:
+            scratch = self.pretrained is None
+            base: dict[str, Any] = {"num_classes": self.num_classes, "backbone": self.backbone,
+                                    "norm": "bn" if scratch else "frozen", "trainable_layers": 5 if scratch else 3}
+        else:
+            base = {"sln": {"max_level": self.max_level},
+                    "embedding": {"num_classes": self.num_classes, "layers": self.layers}}[self.model]
         return {**base, **self.options}
 
     def data_config(self) -> dict[str, Any]:
-        return {"size": self.size, "max_level": self.max_level, "layers": self.layers,
+        """What shapes a sample (stored in the checkpoint, so prediction reads its data the same way)."""
+        if self.two_stage:
+            return {"kind": "instances", "min_size": list(self.min_size), "max_size": self.max_size,
+                    "num_classes": self.num_classes}
+        return {"kind": "dense", "size": self.size, "max_level": self.max_level, "layers": self.layers,
                 "num_classes": self.num_classes}
+
+    def base_lr(self) -> float:
+        return self.lr if self.lr is not None else {"sgd": 0.02, "adam": 1e-4}[self.optimizer_kind()]
+
+    def optimizer_kind(self) -> str:
+        return self.optimizer or ("adam" if self.model == "embedding" else "sgd")
+
+
+#: Defaults of each model family where they differ from :class:`TrainConfig`'s: detectron2's for the
+#: two-stage models (lr 0.02 at batch 16, weight decay 1e-4); SLN Sec. 4.6 (SGD, weight decay 5e-4); the
+#: embedding net (Liu et al. 2019 Sec. 4: Adam 1e-4, batch 2, no weight decay).
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "two-stage": {"ref_batch": 16, "weight_decay": 1e-4},
+    "sln": {"ref_batch": 4, "weight_decay": 5e-4},
+    "embedding": {"ref_batch": 2, "weight_decay": 0.0, "warmup_iters": 0, "batch_size": 2},
+}
+
+
+def family(model: str) -> str:
+    return "two-stage" if model in TWO_STAGE else model
+
+
+def resolve(model: str, recipe: str | None, given: dict[str, Any]) -> TrainConfig:
+    """The run's options: :class:`TrainConfig`'s defaults, the model family's, the recipe's, then ``given``."""
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    if recipe is not None and recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    values = {**FAMILY_DEFAULTS[family(model)], **RECIPES.get(recipe or "", {})}
+    options = {**values.pop("options", {}), **given.pop("options", {})}
+    return TrainConfig(model=model, recipe=recipe, **{**values, **given, "options": options})
 
 
 @dataclass
@@ -123,20 +213,37 @@ def setup(device: str) -> Runtime:
     return Runtime(dist.get_rank(), dist.get_world_size(), dev, True)
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """SGD (momentum, weight decay except on norm layers and biases, SLN Sec. 4.6) or Adam."""
-    kind, default_lr = DEFAULT_OPTIMIZER[cfg.model]
-    kind = cfg.optimizer or kind
-    lr = cfg.lr if cfg.lr is not None else default_lr
+def make_optimizer(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
+    """SGD (momentum; weight decay except on normalisation layers and biases, SLN Sec. 4.6) or Adam."""
     decay, no_decay = [], []
     for p in model.parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay or 0.0}, {"params": no_decay, "weight_decay": 0.0}]
+    kind = cfg.optimizer_kind()
     if kind == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum)
     if kind == "adam":
         return torch.optim.Adam(groups, lr=lr)
     raise ValueError(f"unknown optimizer {kind!r} (sgd or adam)")
+
+
+@dataclass(frozen=True)
+class WarmupStepSchedule:
+    """The learning-rate factor at an iteration: linear warm-up from ``warmup_factor``, then x ``gamma`` at
+    each step (detectron2's ``WarmupMultiStepLR``)."""
+
+    warmup_iters: int
+    warmup_factor: float
+    steps: tuple[int, ...]
+    gamma: float
+
+    def __call__(self, iteration: int) -> float:
+        factor = self.gamma ** sum(iteration >= s for s in self.steps)
+        if iteration < self.warmup_iters:
+            alpha = iteration / self.warmup_iters
+            factor *= self.warmup_factor * (1 - alpha) + alpha
+        return factor
 
 
 def autocast_settings(cfg: TrainConfig, device: torch.device) -> tuple[bool, torch.dtype]:
@@ -160,16 +267,108 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """A checkpoint written by :func:`train` (tensors and plain values only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise AmodalDataError(f"checkpoint not found: {path}")
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _mean_over_ranks(values: dict[str, float], rt: Runtime) -> dict[str, float]:
+def make_sampler(data: dict[str, Any], *, train: bool, images: str | None = None,
+                 with_targets: bool = True) -> Callable:
+    """The function turning a scene (and the loader's random generator) into a sample for a data config."""
+    folder = Path(images) if images is not None else None
+    if data["kind"] == "instances":
+        return partial(_instance, min_size=tuple(data["min_size"]), max_size=data["max_size"],
+                       num_classes=data["num_classes"], images=folder, flip=train and data.get("flip", True),
+                       with_targets=with_targets)
+    return partial(_dense, size=(data["size"], data["size"]), max_level=data["max_level"], layers=data["layers"],
+                   num_classes=data["num_classes"], images=folder, with_targets=with_targets)
+
+
+def _instance(scene, rng, **kw):
+    return instance_sample(scene, rng=rng, **kw)
+
+
+def _dense(scene, rng, **kw):
+    return scene_sample(scene, **kw)
+
+
+class _Console:
+    """Rank 0's progress bar (tqdm: it/s, ETA, losses, learning rate), log file and optional TensorBoard."""
+
+    def __init__(self, cfg: TrainConfig, out: Path, start: int, enabled: bool) -> None:
+        self.enabled, self.log = enabled, out / "log.jsonl"
+        self.bar = None
+        self.writer = None
+        if not enabled:
+            return
+        from tqdm.auto import tqdm
+        self.bar = tqdm(total=cfg.max_iter, initial=start, unit="it", dynamic_ncols=True, disable=not cfg.progress,
+                        desc=f"train {cfg.model}")
+        if cfg.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise AmodalDataError("--tensorboard needs the tensorboard package: pip install 'amodaldata[tensorboard]'")
+            self.writer = SummaryWriter(str(out / "tensorboard"))
+
+    def say(self, text: str) -> None:
+        if self.enabled:
+            (self.bar.write if self.bar is not None else print)(text)
+
+    def record(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with self.log.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key not in ("iteration", "epoch"):
+                    self.writer.add_scalar(key, value, record["iteration"])
+
+    def step(self, n: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def losses(self, values: dict[str, float], lr: float) -> None:
+        if self.bar is not None:
+            short = {k.removeprefix("loss_"): f"{v:.3f}" for k, v in values.items()}
+            self.bar.set_postfix(short | {"lr": f"{lr:.2e}"}, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _all_mean(values: torch.Tensor, rt: Runtime) -> torch.Tensor:
+    if rt.distributed:
+        values = values.to(rt.device if rt.device.type == "cuda" else "cpu")
+        dist.all_reduce(values)
+        values = values / rt.world_size
+    return values
+
+
+def _any_rank(flag: bool, rt: Runtime) -> bool:
+    """True when ``flag`` is True on any rank (every rank learns it)."""
     if not rt.distributed:
-        return values
-    t = torch.tensor(list(values.values()), dtype=torch.float64,
-                     device=rt.device if rt.device.type == "cuda" else "cpu")
-    dist.all_reduce(t)
-    return dict(zip(values, (t / rt.world_size).tolist()))
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=rt.device if rt.device.type == "cuda" else "cpu")
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def validate(model: nn.Module, cfg: TrainConfig, rt: Runtime) -> dict[str, float]:
+    """AP / AR of the model on ``cfg.val`` (rank 0 predicts, others wait)."""
+    from .predict import evaluate_model
+    scores: dict[str, float] = {}
+    if rt.main:
+        scores = evaluate_model(model, cfg.val, cfg.data_config(), split=cfg.val_split, images=cfg.images,
+                                device=rt.device, batch_size=cfg.batch_size)
+    if rt.distributed:
+        dist.barrier()
+    return scores
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -179,12 +378,21 @@ def train(cfg: TrainConfig) -> Path:
     rt = setup(cfg.device)
     out = Path(cfg.out)
     ckpt_path = out / "checkpoint.pt"
-    torch.manual_seed(cfg.seed + rt.rank)
-    model = build_model(cfg.model, cfg.model_config()).to(rt.device)
-    optimizer = make_optimizer(model, cfg)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, cfg.model_config())
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model.to(rt.device)
+    global_batch = cfg.batch_size * rt.world_size
+    ref_batch = cfg.ref_batch or global_batch
+    lr = cfg.base_lr() * global_batch / ref_batch
+    optimizer = make_optimizer(model, cfg, lr)
+    schedule = WarmupStepSchedule(cfg.warmup_iters, cfg.warmup_factor, tuple(cfg.lr_steps), cfg.gamma)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     amp, amp_dtype = autocast_settings(cfg, rt.device)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp and amp_dtype == torch.float16)
-    start_epoch, step = 0, 0
+    scaler = torch.amp.GradScaler(rt.device.type, enabled=amp and amp_dtype == torch.float16)
+    start, epoch = 0, 0
+    notes = []
     if ckpt_path.is_file():
         state = load_checkpoint(ckpt_path)
         if state["model"] != cfg.model or state["config"] != cfg.model_config() or state["data"] != cfg.data_config():
@@ -192,33 +400,62 @@ def train(cfg: TrainConfig) -> Path:
                              f"{state['data']}); use another --out")
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        start_epoch, step = state["epoch"], state["step"]
+        scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler") and scaler.is_enabled():          # a run resumed with fp16 AMP switched on/off
+            scaler.load_state_dict(state["scaler"])
+        start, epoch = state["iteration"], state["epoch"]
+        notes.append(f"resumed from {ckpt_path} at iteration {start}")
+    elif cfg.pretrained is not None:
+        from .weights import load_pretrained
+        notes.append(load_pretrained(model, cfg.pretrained, cfg.backbone).summary())
     net: nn.Module = (DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda"
                                               else None) if rt.distributed else model)
-    dataset = ShardDataset(cfg.data, cfg.size, split=cfg.split, max_level=cfg.max_level, layers=cfg.layers,
-                           num_classes=cfg.num_classes, images=cfg.images, shuffle=True, seed=cfg.seed,
-                           rank=rt.rank, world_size=rt.world_size)
+    sampler = make_sampler({**cfg.data_config(), "flip": cfg.flip}, train=True, images=cfg.images)
+    dataset = ShardDataset(cfg.data, split=cfg.split, shuffle=True, seed=cfg.seed, rank=rt.rank,
+                           world_size=rt.world_size, sampler=sampler)
     loader = DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.workers, collate_fn=collate,
-                        pin_memory=rt.device.type == "cuda")
+                        pin_memory=rt.device.type == "cuda", persistent_workers=cfg.workers > 0)
     if rt.main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
-    log = out / "log.jsonl"
+    console = _Console(cfg, out, start, rt.main)
+    console.say(f"{cfg.model}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, "
+                f"{len(dataset) * rt.world_size} training scenes, {rt.world_size} rank(s) on {rt.device}, "
+                f"AMP {'off' if not amp else str(amp_dtype).removeprefix('torch.')}")
+    console.say(f"lr {lr:.4g} = {cfg.base_lr():g} x global batch {global_batch} / reference batch {ref_batch}"
+                f" (linear scaling), {cfg.optimizer_kind()}, warm-up {cfg.warmup_iters}, steps {cfg.lr_steps}")
+    for note in notes:
+        console.say(note)
+
+    def checkpoint(iteration: int) -> None:
+        if rt.main:
+            save_checkpoint(ckpt_path, {
+                "model": cfg.model, "config": cfg.model_config(), "data": cfg.data_config(),
+                "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "iteration": iteration,
+                "epoch": epoch,
+            })
+
+    iteration = start
+    running: dict[str, torch.Tensor] = {}
+    since, tic = 0, time.perf_counter()
     try:
-        for epoch in range(start_epoch, cfg.epochs):
+        while iteration < cfg.max_iter:
             dataset.set_epoch(epoch)
             net.train()
-            sums: dict[str, float] = {}
-            batches, tic = 0, time.perf_counter()
+            batches = 0
             for batch in loader:
+                batches += 1
                 batch = to_device(batch, rt.device)
+                if cfg.channels_last and torch.is_tensor(batch["images"]):
+                    batch["images"] = batch["images"].contiguous(memory_format=torch.channels_last)
                 with torch.autocast(rt.device.type, dtype=amp_dtype, enabled=amp):
                     losses = net(batch)
                 loss = torch.stack([v.float() for v in losses.values()]).sum()
-                if not scaler.is_enabled() and not torch.isfinite(loss):
-                    raise FloatingPointError(f"non-finite loss at epoch {epoch}, step {step}: "
-                                             f"{ {k: float(v) for k, v in losses.items()} }")
+                if _any_rank(not bool(torch.isfinite(loss)), rt):
+                    raise FloatingPointError(
+                        f"non-finite loss at iteration {iteration} on rank {rt.rank} or another: "
+                        f"{ {k: round(float(v.detach()), 4) for k, v in losses.items()} }; lower --lr or --amp off")
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 if cfg.grad_clip > 0:
@@ -226,52 +463,74 @@ def train(cfg: TrainConfig) -> Path:
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 scaler.step(optimizer)
                 scaler.update()
-                step += 1
-                batches += 1
-                values = {"loss": loss.item(), **{k: v.detach().item() for k, v in losses.items()}}
-                for k, v in values.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                if step % cfg.log_every == 0:
-                    values = _mean_over_ranks(values, rt)
-                    if rt.main:
-                        _append(log, {"epoch": epoch, "step": step, **values})
-            means = _mean_over_ranks({k: v / max(batches, 1) for k, v in sums.items()}, rt)
-            if rt.main:
-                _append(log, {"epoch": epoch, "step": step, "epoch_mean": means, "batches": batches,
-                              "seconds": round(time.perf_counter() - tic, 3)})
-                save_checkpoint(ckpt_path, {
-                    "model": cfg.model, "config": cfg.model_config(), "data": cfg.data_config(),
-                    "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scaler": scaler.state_dict(), "epoch": epoch + 1, "step": step,
-                })
-            if rt.distributed:
-                dist.barrier()
+                scheduler.step()
+                iteration += 1
+                since += 1
+                for k, v in {"loss": loss, **losses}.items():
+                    running[k] = running.get(k, 0) + v.detach().float()
+                console.step()
+                if iteration % cfg.log_every == 0 or iteration == cfg.max_iter:
+                    keys = list(running)
+                    means = _all_mean(torch.stack([running[k] for k in keys]) / since, rt).tolist()
+                    values = dict(zip(keys, means))
+                    elapsed = time.perf_counter() - tic
+                    current = optimizer.param_groups[0]["lr"]
+                    console.losses(values, current)
+                    console.record({"iteration": iteration, "epoch": epoch, **values, "lr": current,
+                                    "it_per_s": round(since / elapsed, 3),
+                                    "images_per_s": round(since * global_batch / elapsed, 2)})
+                    running, since, tic = {}, 0, time.perf_counter()
+                if cfg.val and cfg.eval_every and iteration % cfg.eval_every == 0 and iteration < cfg.max_iter:
+                    _validate_and_report(model, cfg, rt, console, iteration, epoch)
+                    net.train()
+                if iteration % cfg.checkpoint_every == 0:
+                    checkpoint(iteration)
+                if iteration >= cfg.max_iter:
+                    break
+            if batches == 0:
+                raise AmodalDataError(f"{cfg.data}: no batch of {cfg.batch_size} scene(s) for this rank")
+            epoch += 1
+        checkpoint(iteration)
+        if cfg.val and start < cfg.max_iter:
+            _validate_and_report(model, cfg, rt, console, iteration, epoch)
+        if rt.distributed:
+            dist.barrier()
     finally:
+        console.close()
         if rt.distributed:
             dist.destroy_process_group()
     return ckpt_path
 
 
-def _spawned(rank: int, world_size: int, port: int, cfg: TrainConfig) -> None:
+def _validate_and_report(model: nn.Module, cfg: TrainConfig, rt: Runtime, console: _Console, iteration: int,
+                         epoch: int) -> None:
+    scores = validate(model, cfg, rt)
+    if rt.main:
+        console.say(f"[{iteration}] validation on {cfg.val}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+        console.record({"iteration": iteration, "epoch": epoch, "validation": scores,
+                        **{f"val_{k}": v for k, v in scores.items()}})
+
+
+def _spawned(rank: int, world_size: int, port: int, fn: Callable, args: tuple) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
                       LOCAL_WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    train(cfg)
+    fn(*args)
 
 
-def launch(cfg: TrainConfig, nproc: int = 1) -> Path:
-    """Train in ``nproc`` local processes (one per GPU, or gloo on CPU) without ``torchrun``; 1 = this one."""
-    if nproc <= 1:
-        return train(cfg)
+def spawn(fn: Callable, args: tuple, nproc: int) -> None:
+    """Run ``fn(*args)`` in ``nproc`` local processes set up as ``torchrun`` would (one per GPU, or gloo on CPU)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    torch.multiprocessing.spawn(_spawned, args=(nproc, port, cfg), nprocs=nproc, join=True)
+    torch.multiprocessing.spawn(_spawned, args=(nproc, port, fn, args), nprocs=nproc, join=True)
+
+
+def launch(cfg: TrainConfig, nproc: int = 1) -> Path:
+    """Train in ``nproc`` local processes without ``torchrun``; 1 = this one."""
+    if nproc <= 1:
+        return train(cfg)
+    spawn(train, (cfg,), nproc)
     return Path(cfg.out) / "checkpoint.pt"
-
-
-def _append(path: Path, record: dict[str, Any]) -> None:
-    with path.open("a") as f:
-        f.write(json.dumps(record) + "\n")
 
 
 def _option(text: str) -> tuple[str, Any]:
@@ -284,50 +543,79 @@ def _option(text: str) -> tuple[str, Any]:
         return key, value
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, int]:
-    """The run's options and the number of local processes (``--nproc``)."""
-    p = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.split("\n\n")[0])
+#: Help of each flag; the default shown is :class:`TrainConfig`'s (recipes and model families override it).
+_HELP: dict[str, str] = {
+    "recipe": "paper settings: " + ", ".join(RECIPES),
+    "max_iter": "training iterations", "batch_size": "images per rank and step",
+    "ref_batch": "global batch the learning rate is given for (lr is scaled by global batch / this)",
+    "lr": "learning rate at the reference batch (default: 0.02 with sgd, 1e-4 with adam)",
+    "optimizer": "sgd or adam (default: adam for embedding, sgd otherwise)", "momentum": "SGD momentum",
+    "weight_decay": "weight decay (none on norm layers and biases; family default: 1e-4 two-stage, 5e-4 sln, "
+                    "0 embedding)",
+    "warmup_iters": "linear warm-up iterations", "warmup_factor": "learning-rate factor at iteration 0",
+    "lr_steps": "iterations where the learning rate is multiplied by --gamma", "gamma": "step decay factor",
+    "grad_clip": "max gradient norm (0 = off)", "size": "input side of the dense models (sln, embedding)",
+    "min_size": "shorter side(s) of the two-stage models' inputs (several: multi-scale training)",
+    "max_size": "longest side of the two-stage models' inputs", "flip": "random horizontal flips (two-stage)",
+    "backbone": "two-stage ResNet-FPN depth: resnet18, resnet34, resnet50, resnet101",
+    "pretrained": "'torchvision' (named weights) or a state-dict file (torchvision or detectron2 layout)",
+    "split": "only the training shards of this split", "images": "folder of images for rows without image bytes",
+    "num_classes": "1 = class-agnostic (the COCOA protocol)", "max_level": "layering maps: levels above merge",
+    "layers": "K of the embedding net's K-layer masks", "val": "shards to score every --eval-every iterations",
+    "val_split": "split of the --val shards", "eval_every": "iterations between validations (0: at the end only)",
+    "device": "auto, cpu or cuda", "amp": "mixed precision (default: on with CUDA)", "amp_dtype": "fp16 needs CUDA",
+    "channels_last": "channels-last memory format for convolutions (faster on tensor cores)",
+    "workers": "DataLoader worker processes per rank", "seed": "random seed", "log_every": "steps between log records",
+    "checkpoint_every": "iterations between checkpoints", "tensorboard": "also write TensorBoard events",
+    "progress": "show the progress bar",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The flags of :class:`TrainConfig`, with its defaults shown; a flag not given leaves the default to the
+    model family and the recipe (:func:`resolve`)."""
+    p = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.split("\n\n")[0],
+                                epilog="recipes: " + "; ".join(f"{k}: {v}" for k, v in RECIPES.items()),
+                                argument_default=argparse.SUPPRESS)
     p.add_argument("--model", required=True, choices=sorted(MODELS))
     p.add_argument("--data", required=True, help="shard file or folder")
     p.add_argument("--out", required=True, help="run folder (checkpoint.pt, log.jsonl, config.json)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=4, help="images per rank and step")
-    p.add_argument("--lr", type=float, default=None, help="default: 0.02 (sgd) for sln/arcnn, 1e-4 (adam) "
-                   "for embedding")
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default=None)
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--grad-clip", type=float, default=0.0, help="max gradient norm (0 = off)")
-    p.add_argument("--size", type=int, default=256, help="input side (multiple of 8)")
-    p.add_argument("--split", default=None, help="only the shards of this split")
-    p.add_argument("--images", default=None, help="folder of images for rows stored without image bytes")
-    p.add_argument("--num-classes", type=int, default=1, help="1 = class-agnostic (COCOA protocol)")
-    p.add_argument("--max-level", type=int, default=4, help="layering maps: levels above are merged")
-    p.add_argument("--layers", type=int, default=2, help="K of the embedding net's K-layer masks")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                   help="mixed precision (default: on with CUDA)")
-    p.add_argument("--amp-dtype", choices=("fp16", "bf16"), default="fp16", help="fp16 needs CUDA")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes per rank")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--log-every", type=int, default=10, help="steps between log records")
-    p.add_argument("--nproc", type=int, default=1,
-                   help="start this many local DDP processes (instead of torchrun)")
-    p.add_argument("--set", dest="options", type=_option, action="append", default=[], metavar="KEY=VALUE",
-                   help="model option (JSON value), e.g. --set channels=64 --set visible_head=false")
-    a = p.parse_args(argv)
-    opts = vars(a)
-    opts["options"] = dict(opts["options"])
-    nproc = opts.pop("nproc")
-    return TrainConfig(**opts), nproc
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in ("model", "data", "out", "options"):
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        flag = "--" + f.name.replace("_", "-")
+        text = f"{_HELP[f.name]} (default: {default})"
+        if f.type in ("bool", "bool | None"):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, help=text)
+        elif f.name in ("lr_steps", "min_size"):
+            p.add_argument(flag, type=int, nargs="*", help=text)
+        else:
+            kind = {"int": int, "float": float, "int | None": int, "float | None": float}.get(f.type, str)
+            p.add_argument(flag, type=kind, help=text, **({"choices": sorted(RECIPES)} if f.name == "recipe" else {}))
+    p.add_argument("--nproc", type=int, default=1, help="start this many local DDP processes (instead of torchrun)")
+    p.add_argument("--set", dest="options", type=_option, action="append", metavar="KEY=VALUE",
+                   help="model option (JSON value), e.g. --set box_nms_thresh=0.7; an unknown key lists the valid ones")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, int]:
+    """The run's resolved options and the number of local processes (``--nproc``)."""
+    given = vars(build_parser().parse_args(argv))
+    nproc = given.pop("nproc", 1)
+    given["options"] = dict(given.get("options", []))
+    model, recipe = given.pop("model"), given.pop("recipe", None)
+    return resolve(model, recipe, given), nproc
 
 
 def main(argv: list[str] | None = None) -> None:
     cfg, nproc = parse_args(argv)
     try:
         ckpt = launch(cfg, nproc)
-    except (AmodalDataError, ValueError) as err:
+    except (AmodalDataError, ValueError, FloatingPointError) as err:
         sys.exit(f"error: {err}")
+    except KeyboardInterrupt:
+        sys.exit("interrupted: rerun the same command to resume from the last checkpoint")
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"checkpoint: {ckpt}")
 

@@ -9,44 +9,70 @@ import torch.nn.functional as F
 
 from amodaldata.masks import Mask
 from amodaldata.scene import Scene
-from models import build_model
-from models.data import ShardDataset, collate, scene_sample
+from models import TWO_STAGE, build_model
+from models.data import ShardDataset, collate, instance_sample, scene_sample
 from models.embedding import downsample_labels
 from models.results import coco_results
+from models.train import make_sampler
 
 #: Small widths so that a step takes a fraction of a second on CPU.
 TINY = {"widths": [8, 16, 16, 16], "channels": 16, "anchor_sizes": [16, 32, 64]}
+#: The two-stage models: torchvision's ResNet-18 FPN with narrow heads, trained from scratch.
+TINY_RCNN = {"backbone": "resnet18", "norm": "bn", "trainable_layers": 5, "num_classes": 3, "fpn_channels": 16,
+             "box_fc": 32, "mask_channels": 16, "mask_convs": 2, "anchor_sizes": [8, 16, 32, 64, 128],
+             "rpn_pre_nms_top_n_train": 200, "rpn_post_nms_top_n_train": 100, "rpn_pre_nms_top_n_test": 100,
+             "rpn_post_nms_top_n_test": 50, "box_batch_size_per_image": 32, "box_detections_per_img": 20}
 CONFIGS = {
     "sln": {**TINY, "hidden": 16, "roi_size": 8, "detections": 20},
-    "arcnn": {**TINY, "num_classes": 3, "fc": 32, "mask_hidden": 16, "mask_roi": 7, "detections": 20},
     "embedding": {**{k: v for k, v in TINY.items() if k != "anchor_sizes"}, "num_classes": 3, "head": [16]},
+    **{name: TINY_RCNN for name in TWO_STAGE},
 }
+BOXES = {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"}
 TERMS = {
     "sln": {"rpn_objectness", "rpn_box", "global_layering", "instance_layering", "semdist"},
-    "arcnn": {"rpn_objectness", "rpn_box", "box_cls", "box_reg", "amodal_mask", "visible_mask"},
     "embedding": {"semantic", "var", "dst", "reg"},
+    "arcnn": BOXES | {"loss_amodal_mask"},
+    "orcnn": BOXES | {"loss_amodal_mask", "loss_visible_mask"},
+    "jigsaw": BOXES | {"loss_amodal_mask", "loss_visible_mask", "loss_occluded_mask"},     # Yin (2021) Eq. 2
+    "arcnn-add": BOXES | {"loss_amodal_mask", "loss_visible_mask", "loss_occluded_mask"},
 }
+
+
+def _batch_for(name: str, dense: dict, instances: dict) -> dict:
+    return instances if name in TWO_STAGE else dense
 
 
 @pytest.fixture(scope="module")
-def batch(tmp_path_factory):
+def folder(tmp_path_factory):
     from .conftest import write_tiny_shards
     folder = tmp_path_factory.mktemp("shards")
     write_tiny_shards(folder, 2, 1)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def batch(folder):
     return collate(list(ShardDataset(folder, 64, num_classes=3)))
 
 
+@pytest.fixture(scope="module")
+def instances(folder):
+    """The same two scenes as two-stage inputs: aspect-preserving 64 px, [0, 1] images, amodal boxes."""
+    sampler = make_sampler({"kind": "instances", "min_size": [64], "max_size": 64, "num_classes": 3}, train=False)
+    return collate(list(ShardDataset(folder, sampler=sampler)))
+
+
 @pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_loss_terms_are_finite_and_every_parameter_gets_a_gradient(name, batch):
+def test_loss_terms_are_finite_and_every_parameter_gets_a_gradient(name, batch, instances):
     torch.manual_seed(0)
     model = build_model(name, CONFIGS[name])
-    losses = model(batch)
+    losses = model(_batch_for(name, batch, instances))
     assert set(losses) == TERMS[name]
     assert all(v.shape == () and torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -54,24 +80,26 @@ def test_an_image_without_regions_still_reaches_every_parameter(name):
     # DistributedDataParallel needs a gradient for every parameter on every rank and step
     from .conftest import make_scene
     empty = Scene(id=9, height=64, width=64, image_bytes=make_scene(0).image_bytes)
-    batch = collate([scene_sample(empty, (64, 64), num_classes=3)])
+    sample = (instance_sample(empty, 64, 64, num_classes=3) if name in TWO_STAGE
+              else scene_sample(empty, (64, 64), num_classes=3))
+    batch = collate([sample])
     assert batch["targets"][0]["boxes"].shape == (0, 4)
     torch.manual_seed(0)
     model = build_model(name, CONFIGS[name])
     losses = model(batch)
     assert all(torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()
-    assert all(p.grad is not None for p in model.parameters())
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_a_few_steps_on_one_batch_lower_the_loss(name, batch):
+def test_a_few_steps_on_one_batch_lower_the_loss(name, batch, instances):
     torch.manual_seed(0)
     model = build_model(name, CONFIGS[name])
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     totals = []
     for _ in range(6):
-        loss = sum(model(batch).values())
+        loss = sum(model(_batch_for(name, batch, instances)).values())
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -80,20 +108,21 @@ def test_a_few_steps_on_one_batch_lower_the_loss(name, batch):
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_predictions_have_the_results_layout(name, batch):
+def test_predictions_have_the_results_layout(name, batch, instances):
     torch.manual_seed(0)
     model = build_model(name, CONFIGS[name]).eval()
     sizes = [(48, 80), (64, 64)]                       # predictions come back at the original sizes
+    batch = _batch_for(name, batch, instances)
     detections = model.predict(batch["images"], sizes)
     assert len(detections) == 2
     for det, (h, w) in zip(detections, sizes):
-        assert len(det.scores) == len(det.labels) == len(det.amodal) == len(det.visible)
-        for a, v in zip(det.amodal, det.visible):
-            assert a.shape == v.shape == (h, w) and a.dtype == v.dtype == bool
+        assert len(det.scores) == len(det.labels) == len(det.amodal) == len(det.visible) == len(det.occluded)
+        for a, v, o in zip(det.amodal, det.visible, det.occluded):
+            assert a.shape == v.shape == o.shape == (h, w) and a.dtype == v.dtype == o.dtype == bool
             assert not (v & ~a).any()
     records = [r for det, i in zip(detections, batch["image_ids"]) for r in coco_results(i, det)]
     for r in records:
-        assert set(r) == {"image_id", "category_id", "segmentation", "visible", "score", "bbox"}
+        assert set(r) == {"image_id", "category_id", "segmentation", "visible", "occluded", "score", "bbox"}
         h, w = r["segmentation"]["size"]
         assert Mask.from_rle(r["segmentation"], h, w).area() > 0
         assert 0.0 <= r["score"] <= 1.0 and r["category_id"] >= 1
@@ -111,20 +140,80 @@ def test_sln_semdist_decodes_amodal_and_visible(batch):
     assert all(((s > 0) & (s < 1)).all() for s in scores)
 
 
-def test_arcnn_without_visible_head_reuses_the_amodal_mask(batch):
+def test_arcnn_has_no_visible_part_of_its_own(instances):
+    # Follmann et al.'s amodal Mask R-CNN predicts the amodal mask only: visible = amodal, occluded empty
     torch.manual_seed(0)
-    model = build_model("arcnn", {**CONFIGS["arcnn"], "visible_head": False})
-    assert "visible_mask" not in model(batch)
-    model.eval()
-    det = model.predict(batch["images"], [(64, 64)] * 2)[0]
-    assert all(np.array_equal(a, v) for a, v in zip(det.amodal, det.visible))
+    model = build_model("arcnn", CONFIGS["arcnn"]).eval()
+    det = model.predict(instances["images"], [(64, 64)] * 2)[0]
+    assert len(det) > 0
+    assert all(np.array_equal(a, v) and not o.any() for a, v, o in zip(det.amodal, det.visible, det.occluded))
+
+
+def _mask_logits(name: str, instances: dict) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
+    torch.manual_seed(0)
+    model = build_model(name, CONFIGS[name]).eval()
+    images, _ = model.transform(list(instances["images"]))
+    features = model.backbone(images.tensors)
+    boxes = [t["boxes"] for t in instances["targets"]]
+    with torch.no_grad():
+        return model, model.roi_heads.mask_logits(features, boxes, images.image_sizes)
+
+
+def test_jigsaw_amodal_logits_are_the_1x1_fusion_of_all_visible_and_occluded_logits(instances):
+    # Yin (2021) Eq. 1: AM_T = sum_i VW_Ti VM_i + OW_Ti OM_i over the n classes (channel 0 is background)
+    model, logits = _mask_logits("jigsaw", instances)
+    conv = model.roi_heads.context.conv
+    n = model.num_classes
+    vw, ow = conv.weight[:, :n, 0, 0], conv.weight[:, n:, 0, 0]              # (T, i)
+    expected = (torch.einsum("ti,rihw->rthw", vw, logits["visible"][:, 1:])
+                + torch.einsum("ti,rihw->rthw", ow, logits["occluded"][:, 1:]) + conv.bias.view(1, -1, 1, 1))
+    assert logits["amodal"].shape == logits["visible"].shape == (len(logits["visible"]), n + 1, 28, 28)
+    assert torch.allclose(logits["amodal"][:, 1:], expected, atol=1e-5)
+    assert (logits["amodal"][:, 0] == 0).all()
+    with torch.no_grad():                     # the fusion mixes classes: class 1's amodal reads class 3's parts
+        conv.weight.zero_()
+        conv.weight[0, n + 2] = 1.0
+        assert torch.equal(model.roi_heads.context(logits["visible"], logits["occluded"])[:, 1],
+                           logits["occluded"][:, 3])
+
+
+def test_arcnn_add_amodal_is_the_sum_of_visible_and_occluded(instances):
+    model, logits = _mask_logits("arcnn-add", instances)
+    assert set(logits) == {"visible", "occluded"}
+    labels = [torch.full((len(t["boxes"]),), 2, dtype=torch.int64) for t in instances["targets"]]
+    probs = model.roi_heads.mask_probabilities(logits, labels)
+    visible, occluded = torch.cat(probs["visible_masks"]), torch.cat(probs["occluded_masks"])
+    assert torch.allclose(torch.cat(probs["masks"]), (visible + occluded).clamp(max=1))
+    assert torch.allclose(visible[:, 0], logits["visible"][:, 2].sigmoid())
+
+
+def test_orcnn_occluded_is_amodal_minus_visible(instances):
+    model, logits = _mask_logits("orcnn", instances)
+    labels = [torch.ones(len(t["boxes"]), dtype=torch.int64) for t in instances["targets"]]
+    probs = model.roi_heads.mask_probabilities(logits, labels)
+    amodal, visible = torch.cat(probs["masks"]), torch.cat(probs["visible_masks"])
+    assert torch.allclose(torch.cat(probs["occluded_masks"]), (amodal - visible).clamp(min=0))
+
+
+def test_the_two_stage_models_are_torchvision_parts():
+    from torchvision.models.detection.roi_heads import RoIHeads
+    from torchvision.models.detection.rpn import RegionProposalNetwork
+    from torchvision.ops import MultiScaleRoIAlign
+    model = build_model("jigsaw", CONFIGS["jigsaw"])
+    assert isinstance(model.rpn, RegionProposalNetwork) and isinstance(model.roi_heads, RoIHeads)
+    assert isinstance(model.roi_heads.box_roi_pool, MultiScaleRoIAlign)
+    assert isinstance(model.roi_heads.mask_roi_pool, MultiScaleRoIAlign)
+    with pytest.raises(ValueError, match="unknown backbone"):
+        build_model("arcnn", {"backbone": "vgg16"})
 
 
 def test_unknown_model_and_option_are_refused():
     with pytest.raises(ValueError, match="unknown model"):
         build_model("yolo", {})
-    with pytest.raises(ValueError, match="bad option for model 'sln'"):
+    with pytest.raises(ValueError, match="bad option for model 'sln'.*unknown 'layers'.*valid options: max_level"):
         build_model("sln", {"layers": 3})
+    with pytest.raises(ValueError, match="bad option for model 'jigsaw'.*'box_nms'.*box_nms_thresh"):
+        build_model("jigsaw", {"box_nms": 0.7})
 
 
 def test_embedding_decoding_recovers_instances_from_perfect_outputs(batch):

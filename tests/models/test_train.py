@@ -1,5 +1,6 @@
-"""python -m models.train / models.predict end to end on CPU: logs, checkpoints, resume, bf16 autocast,
-DistributedDataParallel with gloo over two local processes, and a results file that parses."""
+"""python -m models.train / models.predict end to end on CPU: logs, checkpoints, resume (also across AMP
+settings), bf16 autocast, recipes and the learning-rate schedule, DistributedDataParallel with gloo over two
+local processes, a non-finite loss, pretrained weights, and prediction in one process or several."""
 
 from __future__ import annotations
 
@@ -9,32 +10,47 @@ import pytest
 import torch
 
 from amodaldata.masks import Mask
-from models import predict, train
-from models.train import TrainConfig, launch, load_checkpoint
+from models import build_model, predict, train
+from models.train import RECIPES, TrainConfig, WarmupStepSchedule, launch, load_checkpoint, resolve
 
-TINY = ["--set", "widths=[8,16,16,16]", "--set", "channels=16", "--set", "head=[16]"]
+from .test_models import TINY_RCNN
+
+DENSE_TINY = ["--set", "widths=[8,16,16,16]", "--set", "channels=16", "--set", "head=[16]"]
+RCNN_TINY = [arg for key, value in TINY_RCNN.items() if key not in ("backbone", "norm", "trainable_layers",
+                                                                      "num_classes")
+             for arg in ("--set", f"{key}={json.dumps(value)}")]
 
 
 def _log(run):
     return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
 
 
+def _rcnn(shards, run, model: str = "jigsaw", **kw) -> TrainConfig:
+    given = {"data": str(shards), "out": str(run), "max_iter": 2, "batch_size": 2, "backbone": "resnet18",
+             "min_size": [64], "max_size": 64, "num_classes": 3, "device": "cpu", "log_every": 1,
+             "progress": False, "warmup_iters": 0,
+             "options": {k: v for k, v in TINY_RCNN.items() if k not in ("backbone", "norm", "trainable_layers",
+                                                                          "num_classes")}}
+    given.update(kw)
+    return resolve(model, None, given)
+
+
 def test_train_predict_end_to_end(shards, tmp_path, capsys):
     run = tmp_path / "run"
-    train.main(["--model", "embedding", "--data", str(shards), "--out", str(run), "--epochs", "2",
+    train.main(["--model", "embedding", "--data", str(shards), "--out", str(run), "--max-iter", "4",
                 "--batch-size", "2", "--size", "64", "--num-classes", "3", "--lr", "3e-3", "--log-every", "1",
-                "--device", "cpu", *TINY])
-    assert f"checkpoint: {run / 'checkpoint.pt'}" in capsys.readouterr().out
+                "--device", "cpu", "--no-progress", *DENSE_TINY])
+    out = capsys.readouterr().out
+    assert f"checkpoint: {run / 'checkpoint.pt'}" in out
+    assert "lr 0.003 = 0.003 x global batch 2 / reference batch 2" in out
     records = _log(run)
-    steps = [r for r in records if "loss" in r]
-    epochs = [r for r in records if "epoch_mean" in r]
-    assert [r["step"] for r in steps] == [1, 2, 3, 4]            # 4 scenes, batches of 2, 2 epochs
-    assert [r["batches"] for r in epochs] == [2, 2]
-    assert all(set(r) >= {"loss", "semantic", "var", "dst", "reg"} for r in steps)
-    assert epochs[1]["epoch_mean"]["loss"] < epochs[0]["epoch_mean"]["loss"]
+    assert [r["iteration"] for r in records] == [1, 2, 3, 4]            # 4 scenes, batches of 2: 2 passes
+    assert [r["epoch"] for r in records] == [0, 0, 1, 1]
+    assert all(set(r) >= {"loss", "semantic", "var", "dst", "reg", "lr", "it_per_s"} for r in records)
     state = load_checkpoint(run / "checkpoint.pt")
-    assert state["epoch"] == 2 and state["step"] == 4 and state["model"] == "embedding"
-    assert json.loads((run / "config.json").read_text())["options"]["channels"] == 16
+    assert state["iteration"] == 4 and state["epoch"] == 2 and state["model"] == "embedding"
+    config = json.loads((run / "config.json").read_text())
+    assert config["options"]["channels"] == 16 and config["weight_decay"] == 0.0    # Liu et al.: no decay
 
     out = tmp_path / "preds.json"
     predict.main(["--checkpoint", str(run / "checkpoint.pt"), "--data", str(shards), "--out", str(out),
@@ -47,50 +63,165 @@ def test_train_predict_end_to_end(shards, tmp_path, capsys):
         assert Mask.from_rle(r["segmentation"], 64, 64).area() > 0
 
 
+def test_two_stage_training_validates_and_predicts_in_two_processes(shards, tmp_path, capsys):
+    run = tmp_path / "run"
+    cfg = _rcnn(shards, run, max_iter=4, val=str(shards), eval_every=2)
+    train.train(cfg)
+    records = _log(run)
+    steps = [r for r in records if "loss" in r]
+    assert [r["iteration"] for r in steps] == [1, 2, 3, 4]
+    assert set(steps[0]) >= {"loss_amodal_mask", "loss_visible_mask", "loss_occluded_mask", "loss_classifier"}
+    validations = [r for r in records if "validation" in r]
+    assert [r["iteration"] for r in validations] == [2, 4]
+    assert set(validations[0]["validation"]) == {"AP", "AP50", "AP75", "AR100", "AP_heavy"}
+    assert "validation on" in capsys.readouterr().out
+
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    common = ["--checkpoint", str(run / "checkpoint.pt"), "--data", str(shards), "--device", "cpu"]
+    predict.main([*common, "--out", str(one)])
+    predict.main([*common, "--out", str(two), "--nproc", "2"])
+    first, second = json.loads(one.read_text()), json.loads(two.read_text())
+    assert len(first) > 0
+    assert [r["image_id"] for r in first] == [r["image_id"] for r in second]        # every row once, in order
+    assert [r["segmentation"] for r in first] == [r["segmentation"] for r in second]
+    assert {r["image_id"] for r in first} <= set(range(4))
+    assert all(set(r) >= {"visible", "occluded"} for r in first)
+
+
 def test_resume_continues_the_run_and_refuses_another(shards, tmp_path):
     run = tmp_path / "run"
-    cfg = TrainConfig(model="sln", data=str(shards), out=str(run), epochs=1, batch_size=2, size=64,
-                      device="cpu", log_every=1, options={"widths": [8, 16, 16, 16], "channels": 16,
-                                                          "hidden": 16, "anchor_sizes": [16, 32, 64]})
+    cfg = TrainConfig(model="sln", data=str(shards), out=str(run), max_iter=2, batch_size=2, size=64,
+                      device="cpu", log_every=1, progress=False, warmup_iters=0,
+                      options={"widths": [8, 16, 16, 16], "channels": 16, "hidden": 16, "anchor_sizes": [16, 32, 64]})
     train.train(cfg)
     first = load_checkpoint(run / "checkpoint.pt")
-    cfg.epochs = 2
+    cfg.max_iter = 4
     train.train(cfg)
     second = load_checkpoint(run / "checkpoint.pt")
-    assert (first["epoch"], first["step"]) == (1, 2) and (second["epoch"], second["step"]) == (2, 4)
-    assert [r["step"] for r in _log(run) if "loss" in r] == [1, 2, 3, 4]
+    assert (first["iteration"], second["iteration"]) == (2, 4)
+    assert [r["iteration"] for r in _log(run)] == [1, 2, 3, 4]
     assert any(not torch.equal(first["state_dict"][k], second["state_dict"][k]) for k in first["state_dict"])
     train.train(cfg)                                              # finished: nothing more to do
-    assert load_checkpoint(run / "checkpoint.pt")["step"] == 4
+    assert load_checkpoint(run / "checkpoint.pt")["iteration"] == 4
     cfg.options = {**cfg.options, "hidden": 8}
     with pytest.raises(ValueError, match="holds a different run"):
         train.train(cfg)
 
 
-def test_bf16_autocast_on_cpu(shards, tmp_path):
-    cfg = TrainConfig(model="arcnn", data=str(shards), out=str(tmp_path / "run"), epochs=1, batch_size=2,
-                      size=64, device="cpu", amp=True, amp_dtype="bf16", num_classes=3, log_every=1,
-                      options={"widths": [8, 16, 16, 16], "channels": 16, "fc": 32, "mask_hidden": 16,
-                               "anchor_sizes": [16, 32, 64]})
+def test_resume_across_amp_settings(shards, tmp_path):
+    run = tmp_path / "run"
+    cfg = _rcnn(shards, run, max_iter=1, amp=True, amp_dtype="bf16")
     assert train.autocast_settings(cfg, torch.device("cpu")) == (True, torch.bfloat16)
     train.train(cfg)
-    steps = [r for r in _log(tmp_path / "run") if "loss" in r]
-    assert len(steps) == 2 and all(torch.isfinite(torch.tensor(r["loss"])) for r in steps)
+    train.train(_rcnn(shards, run, max_iter=2, amp=False))                 # the same run, AMP switched off
+    steps = [r for r in _log(run) if "loss" in r]
+    assert [r["iteration"] for r in steps] == [1, 2]
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in steps)
 
 
 def test_ddp_on_cpu_with_gloo(shards, tmp_path):
     run = tmp_path / "run"
-    cfg = TrainConfig(model="embedding", data=str(shards), out=str(run), epochs=1, batch_size=1, size=64,
-                      device="cpu", log_every=1, num_classes=3,
+    cfg = TrainConfig(model="embedding", data=str(shards), out=str(run), max_iter=2, batch_size=1, size=64,
+                      device="cpu", log_every=1, num_classes=3, progress=False, ref_batch=1,
                       options={"widths": [8, 16, 16, 16], "channels": 16, "head": [16]})
     assert launch(cfg, nproc=2) == run / "checkpoint.pt"
     records = _log(run)
-    # 4 scenes over 2 ranks with batches of 1: two steps, each logged once (by rank 0, averaged over ranks)
-    assert [r["step"] for r in records if "loss" in r] == [1, 2]
-    assert [r["batches"] for r in records if "epoch_mean" in r] == [2]
+    # 4 scenes over 2 ranks with batches of 1: each logged step is averaged over the ranks by rank 0
+    assert [r["iteration"] for r in records] == [1, 2]
     state = load_checkpoint(run / "checkpoint.pt")
-    assert state["step"] == 2
+    assert state["iteration"] == 2
     assert not any(k.startswith("module.") for k in state["state_dict"])   # the unwrapped model is saved
+    assert json.loads((run / "config.json").read_text())["model"] == "embedding"
+
+
+def test_ddp_two_stage(shards, tmp_path):
+    run = tmp_path / "run"
+    assert launch(_rcnn(shards, run, model="arcnn-add", batch_size=1, max_iter=1), nproc=2) == run / "checkpoint.pt"
+    assert load_checkpoint(run / "checkpoint.pt")["iteration"] == 1
+
+
+def test_a_non_finite_loss_stops_the_run_with_one_message(shards, tmp_path):
+    with pytest.raises(SystemExit, match=r"error: non-finite loss at iteration \d+"):
+        train.main(["--model", "embedding", "--data", str(shards), "--out", str(tmp_path / "run"), "--max-iter",
+                    "20", "--size", "64", "--num-classes", "3", "--lr", "1e30", "--optimizer", "sgd", "--device",
+                    "cpu", "--no-progress", *DENSE_TINY])
+
+
+def test_recipes_schedule_and_linear_scaling():
+    cfg = resolve("jigsaw", "kins", {"data": "d", "out": "o"})
+    assert (cfg.batch_size, cfg.lr, cfg.max_iter, cfg.optimizer, cfg.num_classes) == (4, 0.0025, 48000, "sgd", 7)
+    assert resolve("jigsaw", "cocoa-cls", {"data": "d", "out": "o"}).lr == 0.0005
+    assert resolve("jigsaw", "kins", {"data": "d", "out": "o", "lr": 0.01}).lr == 0.01      # a flag wins
+    shapes = resolve("arcnn", "shapes", {"data": "d", "out": "o"})
+    assert shapes.options == {"box_nms_thresh": 0.7} and shapes.optimizer == "adam"
+    assert set(RECIPES) == {"kins", "cocoa-cls", "d2sa", "shapes"}
+    schedule = WarmupStepSchedule(warmup_iters=10, warmup_factor=0.001, steps=(20, 30), gamma=0.1)
+    assert schedule(0) == pytest.approx(0.001)
+    assert schedule(5) == pytest.approx(0.001 * 0.5 + 0.5)
+    assert [schedule(i) for i in (10, 19, 20, 30)] == pytest.approx([1, 1, 0.1, 0.01])
+    cfg, _ = train.parse_args(["--model", "arcnn", "--data", "d", "--out", "o", "--recipe", "kins",
+                               "--batch-size", "8"])
+    assert cfg.batch_size == 8 and cfg.ref_batch == 4 and cfg.lr == 0.0025       # scaled at run time: 0.005
+
+
+def test_help_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(["--help"])
+    text = capsys.readouterr().out
+    assert "(default: 1000)" in text and "--recipe" in text and "kins" in text
+
+
+def test_pretrained_torchvision_state_dict_round_trips(tmp_path, capsys):
+    # a torchvision Mask R-CNN saved as a state dict loads into every branch of the jigsaw model
+    from torchvision.models.detection import MaskRCNN
+    from torchvision.ops import FrozenBatchNorm2d
+
+    from models.rcnn import resnet_fpn
+    from models.weights import load_pretrained
+    torch.manual_seed(1)
+    reference = MaskRCNN(resnet_fpn("resnet18", FrozenBatchNorm2d), num_classes=91)
+    path = tmp_path / "maskrcnn.pt"
+    torch.save(reference.state_dict(), path)
+    model = build_model("jigsaw", {"backbone": "resnet18", "num_classes": 3})
+    report = load_pretrained(model, str(path))
+    assert report.unexpected == [] and report.missing == ["roi_heads.context.conv.weight", "roi_heads.context.conv.bias"]
+    assert sorted(report.skipped) == sorted([
+        "roi_heads.box_predictor.cls_score.weight", "roi_heads.box_predictor.cls_score.bias",
+        "roi_heads.box_predictor.bbox_pred.weight", "roi_heads.box_predictor.bbox_pred.bias",
+        *[f"roi_heads.branches.{p}.predictor.mask_fcn_logits.{k}" for p in ("visible", "occluded")
+          for k in ("weight", "bias")]])
+    ours, theirs = model.state_dict(), reference.state_dict()
+    assert torch.equal(ours["backbone.body.layer3.1.conv2.weight"], theirs["backbone.body.layer3.1.conv2.weight"])
+    for part in ("visible", "occluded"):
+        assert torch.equal(ours[f"roi_heads.branches.{part}.head.0.0.weight"], theirs["roi_heads.mask_head.0.0.weight"])
+    assert "pretrained" in report.summary() and "skipped for their shape" in report.summary()
+
+
+def test_pretrained_detectron2_layout_is_renamed_and_made_rgb(tmp_path):
+    from models.weights import from_detectron2, is_detectron2
+    conv = torch.randn(64, 3, 7, 7)
+    state = {"backbone.bottom_up.stem.conv1.weight": conv,
+             "backbone.bottom_up.stem.conv1.norm.running_mean": torch.zeros(64),
+             "backbone.bottom_up.res2.0.shortcut.norm.bias": torch.zeros(256),
+             "backbone.bottom_up.res3.1.conv2.weight": torch.zeros(128, 128, 3, 3),
+             "backbone.fpn_lateral2.weight": torch.zeros(256, 256, 1, 1),
+             "proposal_generator.rpn_head.objectness_logits.bias": torch.zeros(3),
+             "roi_heads.box_head.fc1.weight": torch.zeros(1024, 12544),
+             "roi_heads.mask_head.mask_fcn2.weight": torch.zeros(256, 256, 3, 3),
+             "roi_heads.mask_head.predictor.bias": torch.zeros(80)}
+    assert is_detectron2(state)
+    out = from_detectron2(state, [0.229, 0.224, 0.225])
+    assert set(out) == {"backbone.body.conv1.weight", "backbone.body.bn1.running_mean",
+                        "backbone.body.layer1.0.downsample.1.bias", "backbone.body.layer2.1.conv2.weight",
+                        "backbone.fpn.inner_blocks.0.0.weight", "rpn.head.cls_logits.bias",
+                        "roi_heads.box_head.fc6.weight", "roi_heads.mask_head.1.0.weight",
+                        "roi_heads.mask_predictor.mask_fcn_logits.bias"}
+    # the stem reads RGB normalised by torchvision's statistics: same response as detectron2's on BGR * 255
+    x = torch.rand(1, 3, 16, 16)
+    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    d2_input = (x * 255 - mean * 255).flip(1)                                   # BGR minus detectron2's mean
+    ours = torch.nn.functional.conv2d((x - mean) / std, out["backbone.body.conv1.weight"])
+    assert torch.allclose(ours, torch.nn.functional.conv2d(d2_input, conv), rtol=1e-4, atol=1e-3)
 
 
 def test_bad_options_are_refused(shards, tmp_path):
@@ -106,10 +237,12 @@ def test_bad_options_are_refused(shards, tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA is not available"):
             train.select_device("cuda")
+    with pytest.raises(ValueError, match="unknown recipe"):
+        resolve("arcnn", "coco", {"data": "d", "out": "o"})
 
 
 def test_commands_report_bad_input_in_one_line(shards, tmp_path):
-    with pytest.raises(SystemExit, match="error: bad option for model 'embedding'.*anchor_sizes"):
+    with pytest.raises(SystemExit, match="error: bad option for model 'embedding'.*anchor_sizes.*valid options"):
         train.main(["--model", "embedding", "--data", str(shards), "--out", str(tmp_path / "run"),
                     "--device", "cpu", "--set", "anchor_sizes=[16]"])
     (tmp_path / "empty").mkdir()
@@ -120,3 +253,6 @@ def test_commands_report_bad_input_in_one_line(shards, tmp_path):
         predict.main(["--checkpoint", str(tmp_path / "missing.pt"), "--data", str(shards),
                       "--out", str(tmp_path / "p.json")])
     assert not (tmp_path / "p.json").exists()
+    with pytest.raises(SystemExit, match="error: pretrained weights not found"):
+        train.main(["--model", "arcnn", "--data", str(shards), "--out", str(tmp_path / "run2"), "--device", "cpu",
+                    "--backbone", "resnet18", "--pretrained", str(tmp_path / "nothing.pt"), "--no-progress"])
