@@ -20,7 +20,7 @@ from .d2sa import read_d2sa, write_d2sa
 from .detect import detect_format
 from .kins import read_kins, write_kins, write_kins_2020
 from .parquet import read_parquet, write_parquet
-from .targets import write_layered, write_semdist
+from .targets import read_layered, read_semdist, write_layered, write_semdist
 
 READERS: dict[str, Callable[..., Iterator[Scene]]] = {
     "cocoa": read_cocoa,
@@ -29,6 +29,8 @@ READERS: dict[str, Callable[..., Iterator[Scene]]] = {
     "kins": read_kins,
     "d2sa": read_d2sa,
     "parquet": read_parquet,
+    "semdist": read_semdist,
+    "layered": read_layered,
 }
 WRITERS: dict[str, Callable[..., Any]] = {
     "cocoa": write_cocoa,

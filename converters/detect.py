@@ -1,6 +1,7 @@
 """Tell an input's format from its content (``amodaldata convert`` / ``validate`` without ``--from``).
 
-Parquet: a folder of ``*.parquet`` shards or a file starting with ``PAR1``. JSON is walked element-wise
+Parquet: a folder of ``*.parquet`` shards or a file starting with ``PAR1``. Targets: a folder with an
+``index.jsonl``, ``semdist`` or ``layered`` by the arrays of its first scene. JSON is walked element-wise
 (:func:`converters.jsonio.iter_json`) and stops as soon as the first annotation (and, when needed, the first
 image record or the categories) decide:
 
@@ -15,6 +16,7 @@ When the evidence fits several formats, or none, :class:`FormatError` says which
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -32,7 +34,10 @@ def detect_format(path: str | Path) -> str:
     if path.is_dir():
         if any(p.suffix == ".parquet" for p in path.iterdir()):
             return "parquet"
-        raise FormatError("cannot tell the format: a folder without *.parquet shards; pass --from", file=str(path))
+        if (path / "index.jsonl").is_file():
+            return _target_folder(path)
+        raise FormatError("cannot tell the format: a folder with neither *.parquet shards nor a target index.jsonl; "
+                          "pass --from", file=str(path))
     if not path.is_file():
         raise FormatError("no such file", file=str(path))
     with open(path, "rb") as fh:
@@ -46,6 +51,26 @@ def detect_format(path: str | Path) -> str:
         raise FormatError(f"cannot tell the format: {why}; pass --from", file=str(path))
     raise FormatError(f"the content fits several formats ({', '.join(matches)}): {why}; pass --from",
                       file=str(path))
+
+
+def _target_folder(path: Path) -> str:
+    """``semdist`` or ``layered``: told by the arrays of the first scene listed in the index."""
+    import numpy as np
+
+    for line in (path / "index.jsonl").read_text(encoding="utf-8").splitlines():
+        try:
+            file = json.loads(line).get("file")
+            with np.load(path / str(file)) as data:
+                keys = set(data.files)
+        except (ValueError, AttributeError, OSError):
+            break
+        if "semdist" in keys:
+            return "semdist"
+        if "instances" in keys:
+            return "layered"
+        break
+    raise FormatError("cannot tell the format: an index.jsonl whose first scene has neither sem-dist maps nor "
+                      "layered instances; pass --from", file=str(path))
 
 
 class _Peek:
