@@ -59,7 +59,7 @@ def _level_title(bucket: Bucket) -> str:
 
 def _subsets(result: SegmentationResult) -> list[str]:
     """all, and things / stuff when the ground truth has stuff regions (otherwise things repeat all)."""
-    stuff = result.bucket(Bucket("stuff").name).n_gt if any(b.bucket.name == "stuff" for b in result.buckets) else 0
+    stuff = sum(b.n_gt for b in result.buckets if b.bucket.name == Bucket("stuff").name)
     return list(SUBSETS) if stuff else ["all"]
 
 
