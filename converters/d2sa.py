@@ -1,7 +1,9 @@
 """D2SA (MVTec D2S amodal, Follmann et al., WACV 2019): COCO-style instances of 60 grocery categories.
 
 Per instance (FORMATS.md): ``segmentation`` (amodal; polygons or RLE, both read), ``bbox``, ``area``,
-``visible_mask``, optional ``invisible_mask`` and ``occlude_rate``. No depth order: derived from the masks.
+``visible_mask``, optional ``invisible_mask`` and ``occlude_rate``, ``iscrowd``, ``occl_depth``, ``amodal_region``,
+``amodal_base``. No depth order: derived from the masks. Read by aistron (``datasets/prepare_d2sa.py``) and
+VRSP (``detectron2/data/datasets/d2sa.py``).
 
 The category names are read from the file's ``categories`` list; none are built in (public copies of the
 table disagree on several names, so none could be confirmed). Writing lists the categories the Scenes carry

@@ -12,7 +12,8 @@ The reader tells the releases apart by the fields of the first annotation; it ac
 every mask field (an empty ``i_segm`` list is an instance with no visible pixel) and, in the 2020 release,
 ``a_area`` / ``i_area`` or plain ``area``. Writers produce what each release holds (FORMATS.md): ``kins``
 writes ``segmentation`` as polygons and ``inmodal_seg`` as RLE; ``kins-2020`` writes ``a_segm`` and
-``i_segm`` as polygons (C2F-Seg reads both with ``frPyObjects`` + ``merge``) and ``a_area`` / ``i_area``.
+``i_segm`` as polygons (C2F-Seg reads both with ``frPyObjects`` + ``merge``), ``a_area`` / ``i_area``, and
+``oco_id`` / ``ico_id`` on every instance (VINV's loader requires ``ico_id``).
 A mask without polygons (an RLE source, a visible part derived from the order) is traced into polygons whose
 rasterisation is the mask (:func:`amodaldata.masks.trace_polygons`; the worst IoU is reported). The
 2020 layout has ``oco_id`` the connected
