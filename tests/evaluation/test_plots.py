@@ -197,3 +197,16 @@ def test_order_plots_bin_every_pair(scenes, predictions, files, tmp_path):
     assert sum(data["occlusion_rate"]["pairs"]) == int(printed[1])
     assert sum(data["occlusion_rate"]["correct"]) == int(printed[3])
 
+
+
+def test_stuff_gets_its_rows_when_the_ground_truth_has_stuff(cocoa_json):
+    from converters import read
+
+    gt = list(read("cocoa", cocoa_json))
+    preds = predictions_from_entries(simulated_predictions(gt), image_sizes(gt))
+    result = evaluate_segmentation(gt, preds)
+    plot = segmentation_plots(gt, preds, result)[0]
+    assert len(plot.figure.axes) == 12
+    assert [p["bucket"] for p in plot.data["panels"]][4::4] == ["things", "stuff"]
+    empty = [p for p in plot.data["panels"] if not p["regions"]]
+    assert empty and all(p["curves"] == {} for p in empty)
