@@ -60,13 +60,35 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:       # another user's process
+        return True
+    return True
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Remove what killed conversions to ``out`` left (``.OUT.partial-PID`` and the writers' hidden files beside
+    it, ``..OUT.partial-PID.*``), when the process PID is gone; a conversion still running keeps its own."""
+    if not out.parent.is_dir():
+        return
+    for prefix in (f".{out.name}.partial-", f"..{out.name}.partial-"):
+        for path in out.parent.glob(f"{prefix}*"):
+            pid = path.name[len(prefix):].split(".", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                _remove(path)
+
+
 def convert(src_format: str | None, input: str | Path, dst_format: str, out: str | Path, *,
             images: str | Path | None = None, on_error: OnError = "fail", overwrite: bool = False,
             progress: bool = False, allow_empty: bool = False, **options: Any) -> ConversionReport:
     """Read ``input`` as ``src_format`` and write ``out`` as ``dst_format``.
 
     The output is built under a hidden temporary name beside ``out`` and renamed into place only when complete,
-    so a failure leaves nothing behind. An existing non-empty ``out`` is refused unless ``overwrite``.
+    so a failure leaves nothing behind; what a killed run left there is removed first (:func:`_remove_leftovers`). An existing non-empty ``out`` is refused unless ``overwrite``.
     ``options`` go to the reader and the writer that declare them (e.g. ``layers``, ``max_level``, ``split``).
     ``src_format`` None: told from the content (:func:`converters.detect.detect_format`). ``label_map`` (a
     file, ``cocoa-coco`` or a mapping) is refused by a target without categories. What the target cannot hold
@@ -101,6 +123,7 @@ def convert(src_format: str | None, input: str | Path, dst_format: str, out: str
         scenes = tqdm(scenes, desc=f"{src_format} -> {dst_format}", unit=" scenes")
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     _remove(tmp)
+    _remove_leftovers(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     written = Written()
     try:

@@ -152,3 +152,26 @@ def test_skip_drops_bad_annotations_and_reports_them(cocoa_raw, tmp_path):
     assert "skipped 2 item(s)" in result.output
     assert "image 343254" in result.output and "image 328805" in result.output
     assert len((tmp_path / "o" / "index.jsonl").read_text().splitlines()) == 3
+
+
+def test_a_rerun_after_a_killed_convert_removes_its_leftovers(cocoa_json, tmp_path):
+    """A SIGKILLed run leaves its hidden partial output (and spool files); the next run removes them when their
+    process is gone, keeps those of a run still going, and writes the same bytes as an undisturbed run."""
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    out = tmp_path / "c.json"
+    partial = tmp_path / f".c.json.partial-{dead.pid}"
+    partial.mkdir()
+    (partial / "half.npz").write_bytes(b"x")
+    (tmp_path / f"..c.json.partial-{dead.pid}.annotations.{dead.pid}.tmp").write_text("[")   # a writer's spool
+    (tmp_path / ".c.json.partial-1").mkdir()                  # pid 1 is always running: not touched
+    result = run("convert", "cocoa", cocoa_json, "--to", "cocoa", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".c.json.partial-1", "c.json"]
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    assert run("convert", "cocoa", cocoa_json, "--to", "cocoa", "--out", clean / "c.json").exit_code == 0
+    assert (clean / "c.json").read_bytes() == out.read_bytes()
