@@ -407,6 +407,10 @@ def eval_group() -> None:
 @click.option("--gt-mask", type=click.Choice(["amodal", "visible"]), default="amodal", show_default=True,
               help="Score against amodal masks, or visible masks (the amodal one where none is given and the "
               "region is unoccluded).")
+@click.option("--part", type=click.Choice(["amodal", "visible", "occluded", "all"]), default="amodal",
+              show_default=True, help="Score the predicted amodal masks, or their visible / occluded parts "
+              "(the predictions' 'visible' / 'occluded' masks) against the same parts of GT; all: the three, "
+              "and the summary of Yin (2021) Table 1.")
 @_min_occ_opt
 @_annotator_opt
 @click.option("--max-dets", default="1,10,100,1000", show_default=True, callback=_max_dets,
@@ -418,23 +422,33 @@ def eval_group() -> None:
 @_plot_format_opt
 @_on_error_opt
 @reports_errors
-def eval_segm(gt: Path, pred: Path, src_format: str | None, classes: str, gt_mask: str, min_occlusion: float,
-         annotator: str, max_dets: tuple[int, ...], json_out: Path | None, csv_out: Path | None,
-         plots_dir: Path | None, plot_format: str, on_error: str) -> None:
+def eval_segm(gt: Path, pred: Path, src_format: str | None, classes: str, gt_mask: str, part: str,
+              min_occlusion: float, annotator: str, max_dets: tuple[int, ...], json_out: Path | None,
+              csv_out: Path | None, plots_dir: Path | None, plot_format: str, on_error: str) -> None:
     """Amodal segmentation AP/AR of PRED against GT, per occlusion level and subset.
 
     PRED is a COCO results JSON or prediction shards (regions scored by extra["score"]). --plots draws the
-    precision-recall curves per level, COCO's error breakdown, AP per class and AP against the occlusion rate."""
+    precision-recall curves per level, COCO's error breakdown, AP per class and AP against the occlusion rate
+    (of the amodal part with --part all)."""
     from amodaldata.evaluation import evaluate_segmentation
-    from amodaldata.evaluation.report import segmentation_table
+    from amodaldata.evaluation.report import parts_summary, segmentation_table
     from amodaldata.evaluation.segmentation import MatchRow
 
     _check_plots(plots_dir, annotator)
     scenes, preds = _read_ground_truth_and_predictions(gt, pred, src_format, on_error)
-    result = evaluate_segmentation(scenes, preds, class_aware=classes == "aware", gt_mask=gt_mask,
-                                   min_occlusion=min_occlusion, annotator=annotator, max_dets=max_dets)
-    click.echo(segmentation_table(result))
-    _write_outputs(result.to_dict(), json_out, result.matches, MatchRow, csv_out)
+    parts = ["amodal", "visible", "occluded"] if part == "all" else [part]
+    results = {p: evaluate_segmentation(scenes, preds, class_aware=classes == "aware", gt_mask=gt_mask, part=p,
+                                        min_occlusion=min_occlusion, annotator=annotator, max_dets=max_dets)
+               for p in parts}
+    for p, res in results.items():
+        if len(parts) > 1:
+            click.echo(f"-- {p} part")
+        click.echo(segmentation_table(res))
+    if len(parts) > 1:
+        click.echo(parts_summary(results, min_occlusion))
+    result = results[parts[0]]
+    summary = result.to_dict() if len(parts) == 1 else {p: r.to_dict() for p, r in results.items()}
+    _write_outputs(summary, json_out, result.matches, MatchRow, csv_out)
     if plots_dir is not None:
         from amodaldata.evaluation.plots import segmentation_plots
 

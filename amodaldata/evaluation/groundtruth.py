@@ -20,7 +20,7 @@ from ..scene import Scene
 from .predictions import image_key
 
 Annotator = Literal["first", "each"]
-GtMask = Literal["amodal", "visible"]
+GtMask = Literal["amodal", "visible", "occluded"]
 
 
 def sort_key(image_id: Any) -> tuple:
@@ -82,20 +82,24 @@ def scored_masks(scene: Scene, which: GtMask, rates: dict[int, float]) -> list[M
 
     ``amodal``: the amodal mask. ``visible``: the given visible mask; without one, the amodal mask when the
     region is unoccluded (the official fallback: COCOA stores visible masks only for occluded regions), else
-    the visible part read from the layer stack.
+    the visible part read from the layer stack. ``occluded``: the amodal mask minus that visible mask
+    (empty for an unoccluded region).
     """
     if which == "amodal":
         return [r.amodal for r in scene.regions]
-    if which != "visible":
-        raise ValueError(f"gt mask must be 'amodal' or 'visible', not {which!r}")
+    if which not in ("visible", "occluded"):
+        raise ValueError(f"gt mask must be 'amodal', 'visible' or 'occluded', not {which!r}")
     out = []
     for region in scene.regions:
         if region.visible is not None:
-            out.append(region.visible)
+            visible = region.visible
         elif rates[region.id] == 0.0:
-            out.append(region.amodal)
+            visible = region.amodal
         else:
-            out.append(Mask.from_bitmap(scene.layers.visible(region.id)))
+            visible = Mask.from_bitmap(scene.layers.visible(region.id))
+        if which == "occluded":
+            visible = Mask.from_bitmap(region.amodal.to_bitmap() & ~visible.to_bitmap())
+        out.append(visible)
     return out
 
 

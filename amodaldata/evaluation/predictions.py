@@ -2,18 +2,19 @@
 
 Each entry holds ``image_id``, ``segmentation`` (the predicted amodal mask, COCO RLE or polygons), ``score``,
 and optionally ``category_id``, ``visible`` (or ``visible_mask``: the predicted visible part, RLE or
-polygons), ``order`` (the predicted depth rank within the image, 1 = nearest, as COCOA's ``order``) and
+polygons), ``occluded`` (the predicted occluded part, same encodings), ``order`` (the predicted depth rank within the image, 1 = nearest, as COCOA's ``order``) and
 ``semdist`` (path of a ``.npy`` float sem-dist map of the image size, SLN Eq. 1, relative to the JSON file).
 Bad entries raise typed errors naming the file, the image id and the entry's index.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Hashable, Iterable, Mapping, Sequence
+from typing import Any, Hashable, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -32,6 +33,7 @@ class Prediction:
         score: confidence; detections are matched and ranked by it.
         category_id: predicted class (class-aware evaluation), or None.
         visible: predicted visible part, or None (used to derive a depth order).
+        occluded: predicted occluded part, or None (the amodal minus the visible mask where scored).
         order: predicted depth rank within the image (1 = nearest), or None.
         semdist: path of the predicted sem-dist map (``.npy``), or None.
         index: position of the entry in its file (for error messages and the per-image CSV).
@@ -42,6 +44,7 @@ class Prediction:
     score: float
     category_id: int | None = None
     visible: Mask | None = None
+    occluded: Mask | None = None
     order: int | None = None
     semdist: Path | None = None
     index: int = 0
@@ -213,6 +216,7 @@ def _prediction(entry: dict, index: int, image_id: Any, size: tuple[int, int], b
     category_id = _field(entry, "category_id", (int,))
     visible_key = "visible" if entry.get("visible") is not None else "visible_mask"
     visible = _mask(entry, visible_key, size) if entry.get(visible_key) is not None else None
+    occluded = _mask(entry, "occluded", size) if entry.get("occluded") is not None else None
     order = _field(entry, "order", (int,))
     if order is not None and order < 1:
         raise AnnotationError(f"detection 'order' must be a positive rank (1 = nearest), got {order}")
@@ -223,4 +227,33 @@ def _prediction(entry: dict, index: int, image_id: Any, size: tuple[int, int], b
         if not semdist_path.is_file():
             raise AnnotationError(f"sem-dist map {semdist_path} not found")
     return Prediction(image_id=image_id, mask=mask, score=score, category_id=category_id, visible=visible,
-                      order=order, semdist=semdist_path, index=index)
+                      occluded=occluded, order=order, semdist=semdist_path, index=index)
+
+
+#: What a segmentation evaluation scores: the amodal mask, or the visible or occluded part (Yin 2021, Table 1).
+Part = Literal["amodal", "visible", "occluded"]
+
+
+def part_predictions(predictions: PredictionSet | Sequence[Prediction], part: Part
+                     ) -> PredictionSet | list[Prediction]:
+    """The predictions with ``mask`` replaced by their ``part``: the predicted visible mask, or the predicted
+    occluded part (the amodal minus the visible mask where a prediction gives none). A prediction whose part is
+    empty predicts nothing of it and is left out; one lacking the visible mask the part needs is an error."""
+    if part == "amodal":
+        return predictions
+    if part not in ("visible", "occluded"):
+        raise ValueError(f"part must be 'amodal', 'visible' or 'occluded', not {part!r}")
+    items = predictions.predictions if isinstance(predictions, PredictionSet) else list(predictions)
+    out = []
+    for pred in items:
+        mask = pred.occluded if part == "occluded" else pred.visible
+        if mask is None:
+            if pred.visible is None:
+                raise AnnotationError(f"scoring the {part} part needs a 'visible' mask on every prediction",
+                                      image_id=pred.image_id, annotation_id=f"entry {pred.index}")
+            mask = Mask.from_bitmap(pred.mask.to_bitmap() & ~pred.visible.to_bitmap())
+        if mask.area() > 0:
+            out.append(dataclasses.replace(pred, mask=mask))
+    if isinstance(predictions, PredictionSet):
+        return PredictionSet(out, predictions.unknown_images, predictions.file)
+    return out

@@ -40,6 +40,21 @@ def segmentation_table(result: SegmentationResult, title: str = "amodal segmenta
     return "\n".join(lines)
 
 
+def parts_summary(results: dict[str, SegmentationResult], min_occlusion: float | None) -> str:
+    """The layout of Yin (2021) Table 1: amodal AP / AR, visible AP / AR, occluded-part AP / AR, and the
+    amodal AP of the regions occluded more than ``min_occlusion`` (the paper's "Occluded AP", 15 %)."""
+    amodal = results["amodal"]
+    ar = amodal.max_dets[-1] if 100 not in amodal.max_dets else 100
+    lines = [f"summary (Yin 2021, Table 1 layout; AR at {ar} detections)",
+             f"{'':<10}{'AP':>7}{'AR':>7}"]
+    for part, res in results.items():
+        lines.append(f"{part:<10} {_num(res.overall.ap)} {_num(res.overall.ar[ar])}")
+    occluded = [b for b in amodal.buckets if b.bucket.min_occlusion is not None and b.bucket.subset == "all"]
+    if occluded and min_occlusion is not None:
+        lines.append(f"amodal AP of regions occluded > {min_occlusion:g}: {_num(occluded[0].ap)}")
+    return "\n".join(lines)
+
+
 def order_table(result: OrderResult) -> str:
     """The model's and the baselines' pairwise order scores."""
     sets = "first annotation of each image" if result.annotator == "first" else \

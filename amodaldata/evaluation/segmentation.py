@@ -29,7 +29,7 @@ from pycocotools import mask as cocomask
 from ..errors import AnnotationError
 from ..scene import Scene
 from .groundtruth import Annotator, GtMask, annotator_passes, crowd_flags, occlusion_rates, scored_masks, sort_key
-from .predictions import Prediction, PredictionSet, group_by_image
+from .predictions import Part, Prediction, PredictionSet, group_by_image, part_predictions
 
 #: IoU thresholds .50:.05:.95, built as pycocotools builds them (so .75 is the same float).
 IOU_THRESHOLDS = np.linspace(.5, 0.95, int(np.round((0.95 - .5) / .05)) + 1, endpoint=True)
@@ -187,12 +187,20 @@ def evaluate_segmentation(scenes: Iterable[Scene], predictions: PredictionSet | 
                           class_aware: bool = False, gt_mask: GtMask = "amodal",
                           min_occlusion: float | None = MIN_OCCLUSION, annotator: Annotator = "first",
                           max_dets: Sequence[int] = MAX_DETS, buckets: Sequence[Bucket] | None = None,
-                          keep_matches: bool = True) -> SegmentationResult:
+                          keep_matches: bool = True, part: Part = "amodal") -> SegmentationResult:
     """Score ``predictions`` against the ground-truth ``scenes`` (see the module docstring for the protocol).
 
     Predictions for images the ground truth lacks are left out and counted in ``result.dropped``, as are
     (class-aware) predictions of a category the ground truth never uses.
+
+    ``part``: ``amodal`` scores the predicted amodal masks against the ``gt_mask`` masks; ``visible`` and
+    ``occluded`` score the predicted visible / occluded parts against the same parts of the ground truth
+    (Yin 2021, Table 1), unoccluded regions ignored for the occluded part (a prediction of an occluded part
+    where none exists is a false positive; :func:`~.predictions.part_predictions`).
     """
+    if part != "amodal":
+        predictions = part_predictions(predictions, part)
+        gt_mask = part
     max_dets = tuple(sorted(int(m) for m in max_dets))
     if not max_dets or max_dets[0] < 1:
         raise ValueError(f"max_dets must be positive integers, got {max_dets}")
@@ -234,6 +242,8 @@ def _flatten(gt: dict[str, Scene], preds: dict[str, list[Prediction]], class_awa
         stuff = np.array([r.is_stuff for r in scene.regions], dtype=bool)
         counts = np.stack([b.counts(rate, stuff) for b in buckets], axis=0) if scene.regions else \
             np.zeros((len(buckets), 0), dtype=bool)
+        if gt_mask == "occluded":                  # a region with no occluded part is ignored, never missed
+            counts &= rate > 0
         cats = []
         for region in scene.regions:
             if class_aware and region.category_id is None:
