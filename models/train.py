@@ -476,9 +476,12 @@ def train(cfg: TrainConfig) -> Path:
                     elapsed = time.perf_counter() - tic
                     current = optimizer.param_groups[0]["lr"]
                     console.losses(values, current)
-                    console.record({"iteration": iteration, "epoch": epoch, **values, "lr": current,
-                                    "it_per_s": round(since / elapsed, 3),
-                                    "images_per_s": round(since * global_batch / elapsed, 2)})
+                    record = {"iteration": iteration, "epoch": epoch, **values, "lr": current,
+                              "it_per_s": round(since / elapsed, 3),
+                              "images_per_s": round(since * global_batch / elapsed, 2)}
+                    if rt.device.type == "cuda":
+                        record["gpu_peak_gb"] = round(torch.cuda.max_memory_allocated(rt.device) / 2 ** 30, 3)
+                    console.record(record)
                     running, since, tic = {}, 0, time.perf_counter()
                 if cfg.val and cfg.eval_every and iteration % cfg.eval_every == 0 and iteration < cfg.max_iter:
                     _validate_and_report(model, cfg, rt, console, iteration, epoch)

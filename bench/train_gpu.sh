@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The GPU runs of the papers' settings, as one script (run from the repository root on a CUDA machine):
+#
+#   1. Liu et al. (2019) Table 1, the Mask R-CNN row on shapes (6 per class, NMS 0.7; AP 0.733): an amodal
+#      Mask R-CNN (`arcnn`, ResNet-50 FPN, COCO-pretrained when torchvision's weights can be had) trained with
+#      the `shapes` recipe (Adam 1e-4, batch 2, 50,000 iterations = 100 epochs of 1,000 images, 256 px), scored
+#      on 1,000 held-out scenes.
+#   2. Yin (2021) on KINS: a smoke run of the `kins` recipe (batch 4 per GPU, lr 0.0025 at batch 4, shorter
+#      side 800, longer at most 1333) for the `jigsaw` model, on $KINS (shards from `amodaldata convert kins
+#      ... --to parquet`) when given, else on the shapes scenes.
+#
+# Each run prints images/s and the peak GPU memory (from its log.jsonl). AMP (float16 + GradScaler) is on by
+# default on CUDA; channels-last is used for the convolutions; with NPROC > 1 training and prediction run
+# under torchrun (DistributedDataParallel, NCCL). Environment knobs (defaults in brackets):
+#   NPROC [number of GPUs]  ITERS [50000]  KINS_ITERS [300]  PRETRAINED [torchvision]  OUT [gpu-out]
+#   KINS [unset: a shards folder of KINS]  PYTHON [.venv/bin/python, made by `make setup` when missing]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-gpu-out}
+ITERS=${ITERS:-50000}
+KINS_ITERS=${KINS_ITERS:-300}
+PRETRAINED=${PRETRAINED:-torchvision}
+if [ -z "${PYTHON:-}" ]; then
+    # on a GPU machine keep its own CUDA torch: `make setup TORCH_PAIR=` installs none
+    [ -x .venv/bin/python ] || make setup TORCH_PAIR="${TORCH_PAIR-}"
+    PYTHON=.venv/bin/python
+fi
+NPROC=${NPROC:-$("$PYTHON" -c 'import torch; print(max(torch.cuda.device_count(), 1))')}
+"$PYTHON" -c 'import torch, torchvision; assert torch.cuda.is_available(), "no CUDA device"; \
+print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, {torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}")'
+if [ "$NPROC" -gt 1 ]; then
+    TRAIN=("$PYTHON" -m torch.distributed.run --standalone --nproc-per-node "$NPROC" -m models.train)
+else
+    TRAIN=("$PYTHON" -m models.train)
+fi
+mkdir -p "$OUT"
+
+# pretrained weights: torchvision's COCO Mask R-CNN, or from scratch where they cannot be downloaded
+PRE=(--pretrained "$PRETRAINED")
+if [ "$PRETRAINED" = torchvision ] && ! "$PYTHON" -c 'from models.weights import torchvision_state; torchvision_state("resnet50")' 2>/dev/null; then
+    echo "torchvision's COCO weights cannot be had here: training from scratch (the paper's row is COCO-pretrained)"
+    PRE=()
+fi
+
+summary() {   # images/s (median of the logged steps after the first) and the peak GPU memory of a run
+    "$PYTHON" - "$1" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(f"{sys.argv[1]}/log.jsonl") if '"loss"' in l]
+speed = statistics.median(r["images_per_s"] for r in rows[1:] or rows)
+print(f"{sys.argv[1]}: {rows[-1]['iteration']} iterations, {speed:.1f} images/s, "
+      f"peak GPU memory {max(r.get('gpu_peak_gb', 0) for r in rows):.2f} GiB per rank")
+PY
+}
+
+# 1. shapes, Liu et al. (2019) Table 1
+"$PYTHON" -m cli gen shapes --n 20000 --size 256 --per-class 6 --seed 1 --out "$OUT/shapes-train" --no-progress
+"$PYTHON" -m cli gen shapes --n 1000 --size 256 --per-class 6 --seed 2 --split validation --out "$OUT/shapes-test" --no-progress
+"${TRAIN[@]}" --model arcnn --recipe shapes --backbone resnet50 "${PRE[@]}" --data "$OUT/shapes-train" \
+    --out "$OUT/arcnn-shapes" --max-iter "$ITERS" --workers 6 --channels-last --val "$OUT/shapes-test" \
+    --eval-every $(( ITERS / 5 )) --log-every 50
+summary "$OUT/arcnn-shapes"
+"$PYTHON" -m models.predict --checkpoint "$OUT/arcnn-shapes/checkpoint.pt" --data "$OUT/shapes-test" \
+    --out "$OUT/arcnn-shapes/predictions.json" --nproc "$NPROC" --batch-size 16 --workers 4
+"$PYTHON" -m cli eval "$OUT/shapes-test" "$OUT/arcnn-shapes/predictions.json" --classes aware --part all \
+    --json "$OUT/arcnn-shapes/eval.json"
+echo "compare: Liu et al. (2019) Table 1, Mask R-CNN t=0.7 on 6 per class: AP 0.733 (scored there at 64x64)"
+
+# 2. the kins recipe, smoke run
+DATA=${KINS:-$OUT/shapes-train}
+"${TRAIN[@]}" --model jigsaw --recipe kins --backbone resnet50 "${PRE[@]}" --data "$DATA" \
+    --out "$OUT/jigsaw-kins-smoke" --max-iter "$KINS_ITERS" --workers 6 --channels-last --log-every 20 \
+    $([ -z "${KINS:-}" ] && echo --num-classes 3)
+summary "$OUT/jigsaw-kins-smoke"
