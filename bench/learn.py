@@ -6,8 +6,8 @@ each model of ``--models`` from scratch for ``--budget`` CPU minutes (the proces
 counted, so a loaded machine slows the wall clock, not the figure), scoring it on the held-out scenes every
 ``--eval-every`` CPU minutes; prints the curve (AP, AP50, AP heavy, AR100 against CPU minutes and
 iterations), the K=2 layer oracle's AP on the same held-out scenes (what a perfect two-layer model reaches),
-and each model's train steps/s against torchvision's plain Mask R-CNN step on the same batch, same backbone
-and same head widths (the floor).
+and each model's train steps/s (median of 7 timed steps) against torchvision's plain Mask R-CNN step on the
+same batch, same backbone and same head widths (the floor).
 
     python bench/learn.py [--models arcnn,orcnn,jigsaw,arcnn-add,sln,embedding] [--budget 30] [--threads 2]
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -92,22 +93,36 @@ def train_curve(model: str, train_dir: Path, val_dir: Path, out: Path, args: arg
     return curve
 
 
-def step_speed(model: str, batch: dict, size: int, steps: int = 5) -> float:
-    """Training steps per second of one model on one batch (after one warm-up step)."""
-    cfg = config(model, Path("."), Path("."), size, 1, len(batch["images"]))
-    net = build_model(model, cfg.model_config()).train()
+def _median_step(step, steps: int) -> float:
+    """Steps per second from the median of ``steps`` timed steps (after one warm-up step)."""
+    step()
+    times = []
+    for _ in range(steps):
+        tic = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - tic)
+    return 1 / statistics.median(times)
+
+
+def _trainer(net: torch.nn.Module, loss_of):
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-4)
-    for i in range(steps + 1):
-        if i == 1:
-            tic = time.perf_counter()
-        loss = sum(net(batch).values())
+
+    def step() -> None:
+        loss = sum(loss_of(net).values())
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return steps / (time.perf_counter() - tic)
+    return step
 
 
-def torchvision_speed(batch: dict, steps: int = 5) -> float:
+def step_speed(model: str, batch: dict, size: int, steps: int = 7) -> float:
+    """Training steps per second of one model on one batch."""
+    cfg = config(model, Path("."), Path("."), size, 1, len(batch["images"]))
+    net = build_model(model, cfg.model_config()).train()
+    return _median_step(_trainer(net, lambda n: n(batch)), steps)
+
+
+def torchvision_speed(batch: dict, steps: int = 7) -> float:
     """The floor: torchvision's plain Mask R-CNN (one mask head), same backbone, widths and ROI settings."""
     from torchvision.models.detection import MaskRCNN
     from torchvision.models.detection.anchor_utils import AnchorGenerator
@@ -125,15 +140,7 @@ def torchvision_speed(batch: dict, steps: int = 5) -> float:
                    **{k: v for k, v in o.items() if k.startswith(("rpn_", "box_batch"))}).train()
     images = list(batch["images"])
     targets = [{"boxes": t["boxes"], "labels": t["labels"], "masks": t["amodal"]} for t in batch["targets"]]
-    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-4)
-    for i in range(steps + 1):
-        if i == 1:
-            tic = time.perf_counter()
-        loss = sum(net(images, targets).values())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return steps / (time.perf_counter() - tic)
+    return _median_step(_trainer(net, lambda n: n(images, targets)), steps)
 
 
 def main() -> None:
