@@ -11,6 +11,7 @@ import click
 
 from amodaldata import __version__
 from amodaldata.errors import AmodalDataError, ErrorPolicy
+from generators.options import generator_config, overlay_options, shapes_options
 
 
 def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -519,18 +520,6 @@ def eval_oracle(gt: Path, src_format: str | None, layers: list[int], classes: st
 
 
 # -- gen: synthetic datasets ------------------------------------------------------------------------------
-def _range(number: type) -> Callable[[click.Context, click.Parameter, str], tuple[Any, Any]]:
-    """A click callback reading ``"N"`` as ``(N, N)`` and ``"LOW-HIGH"`` as ``(LOW, HIGH)``, each a ``number``."""
-    def parse(ctx: click.Context, param: click.Parameter, value: str) -> tuple[Any, Any]:
-        try:
-            low, _, high = value.partition("-")
-            return number(low), number(high or low)
-        except ValueError:
-            what = "an integer" if number is int else "a number"
-            raise click.BadParameter(f"expected {what} or LOW-HIGH, got {value!r}") from None
-    return parse
-
-
 def _gen_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """The options every generator shares: size of the run, where it goes, how it runs."""
     options = [
@@ -591,80 +580,33 @@ def _run_generator(config: Any, n: int, out: Path, seed: int, split: str, scenes
 
 @gen_group.command("shapes")
 @_gen_options
-@click.option("--per-class", default="6", show_default=True, callback=_range(int),
-              help="Shapes per class and scene: N, or LOW-HIGH drawn per scene.")
-@click.option("--size", default=256, show_default=True, type=click.IntRange(min=8), help="Image side, px.")
-@click.option("--classes", default="circle,triangle,rectangle", show_default=True,
-              help="Comma-separated: circle, triangle, rectangle, ellipse, square, star.")
-@click.option("--size-jitter", default=0.0, show_default=True, type=float,
-              help="Scale each shape by a factor uniform in [1 - j, 1 + j].")
-@click.option("--outline", default=0.01, show_default=True, type=float, help="Outline width, fraction of the side.")
-@click.option("--fill", type=click.Choice(["same", "gray", "random"]), default="same", show_default=True,
-              help="same: white like the background (the paper); gray / random: a gray level / RGB colour per shape.")
-@click.option("--mask-size", default=64, show_default=True, type=click.IntRange(min=0),
-              help="Side of the extra low-resolution amodal masks (0: none).")
-@click.option("--keep-hidden", is_flag=True, help="Keep shapes with no visible pixel in the annotations.")
-@click.option("--image-mode", type=click.Choice(["L", "RGB", "1"]),
-              help="PNG mode: 8-bit gray, RGB, or 1-bit (fill 'same' only; decoded as bool arrays) [L, RGB for "
-              "--fill random].")
+@shapes_options
 @reports_errors
 def gen_shapes(n: int, out: Path, seed: int, split: str, scenes_per_shard: int, workers: int | None, engine: str,
-               progress: bool, per_class: tuple[int, int], size: int, classes: str, size_jitter: float,
-               outline: float, fill: str, mask_size: int, keep_hidden: bool, image_mode: str | None) -> None:
+               progress: bool, **options: Any) -> None:
     """Outlined shapes stacked in depth (layered-embeddings paper, Sec. 3; the defaults are the paper's).
 
     \b
     amodaldata gen shapes --n 1000 --per-class 6 --out shapes/
     amodaldata gen shapes --n 100000 --per-class 3-9 --classes circle,square,star --fill random --out big/
     """
-    from generators.shapes import ShapesConfig
-
-    try:
-        config = ShapesConfig(size=size, classes=tuple(c.strip() for c in classes.split(",") if c.strip()),
-                              per_class=per_class, size_jitter=size_jitter, outline=outline, fill=fill,
-                              mask_size=mask_size, keep_hidden=keep_hidden, image_mode=image_mode)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+    config = generator_config("shapes", **options)
     _run_generator(config, n, out, seed, split, scenes_per_shard, workers, engine, progress)
 
 
 @gen_group.command("overlay")
 @_gen_options
-@click.option("--source", nargs=2, type=(str, click.Path(exists=True, path_type=Path)), default=None,
-              metavar="FORMAT INPUT", help="Source dataset: cocoa, cocoa-cls, kins, d2sa, bsds or parquet (a folder "
-              "of shards) and its file or folder [the built-in COCOA demo data].")
-@click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Folder of the source images (formats that embed images need none).")
-@click.option("--objects", default="1-3", show_default=True, callback=_range(int),
-              help="Objects pasted per scene: N or LOW-HIGH.")
-@click.option("--scale", default="0.5-1.25", show_default=True, callback=_range(float),
-              help="Scale factor range of a pasted object.")
-@click.option("--min-visible", default=0.25, show_default=True, type=click.FloatRange(0, 1),
-              help="Least visible fraction a paste may leave an occluded region.")
-@click.option("--min-area", default=400, show_default=True, type=click.IntRange(min=1),
-              help="Least area (px) of a source object.")
-@click.option("--image-format", type=click.Choice(["jpeg", "png"]), default="jpeg", show_default=True)
+@overlay_options
 @reports_errors
 def gen_overlay(n: int, out: Path, seed: int, split: str, scenes_per_shard: int, workers: int | None, engine: str,
-                progress: bool, source: tuple[str, Path] | None, images: Path | None, objects: tuple[int, int],
-                scale: tuple[float, float], min_visible: float, min_area: int, image_format: str) -> None:
+                progress: bool, **options: Any) -> None:
     """Unoccluded real objects pasted over other images (Li & Malik style; COCOA paper Sec. 5.1).
 
     \b
     amodaldata gen overlay --n 100 --out overlay/            # the built-in COCOA demo data
     amodaldata gen overlay --source cocoa COCO_amodal_train2014.json --images train2014/ --n 10000 --out ov/
     """
-    from amodaldata.data import COCOA_DEMO_DIR, COCOA_DEMO_JSON
-    from generators.overlay import OverlayConfig
-
-    fmt, path = source if source else ("cocoa", COCOA_DEMO_JSON)
-    if source is None and images is None:
-        images = COCOA_DEMO_DIR
-    try:
-        config = OverlayConfig(fmt, str(path), str(images) if images else None, objects=objects, scale=scale,
-                               min_visible=min_visible, min_area=min_area, image_format=image_format)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+    config = generator_config("overlay", **options)
     _run_generator(config, n, out, seed, split, scenes_per_shard, workers, engine, progress)
 
 

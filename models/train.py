@@ -6,6 +6,9 @@ steps of ``--batch-size`` images per rank, a linear warm-up over ``--warmup-iter
 learning rate given (by a recipe or ``--lr``) is the one of the recipe's reference batch
 (``--ref-batch``); it is scaled linearly with the global batch (Goyal et al. 2017), and the log says so.
 ``--recipe`` presets the papers' settings (:data:`RECIPES`); each preset value can be overridden by its flag.
+The training scenes come from shards (``--data``) or are generated while training (``--generate 'shapes
+--per-class 6'``, the options of ``amodaldata gen``; ``--scenes-per-epoch`` fresh ones per epoch, as Liu et
+al. 2019 Sec. 4 train: :mod:`models.generated`).
 
 One process, or one per rank under ``torchrun`` (``WORLD_SIZE`` > 1) or ``--nproc N``: the process group is
 initialised from the environment (NCCL on CUDA, gloo on CPU), the model is wrapped in
@@ -74,8 +77,10 @@ class TrainConfig:
     """Every option of a training run (the command-line flags, :func:`parse_args`)."""
 
     model: str
-    data: str
     out: str
+    data: str | None = None
+    generate: str | None = None
+    scenes_per_epoch: int = 1000
     recipe: str | None = None
     max_iter: int = 1000
     batch_size: int = 4
@@ -375,6 +380,8 @@ def train(cfg: TrainConfig) -> Path:
     """Run (or resume) a training run; return the checkpoint path."""
     if cfg.model not in MODELS:
         raise ValueError(f"unknown model {cfg.model!r}; choose one of {', '.join(MODELS)}")
+    if (cfg.data is None) == (cfg.generate is None):
+        raise ValueError("give either --data (shards) or --generate (scenes generated while training)")
     rt = setup(cfg.device)
     out = Path(cfg.out)
     ckpt_path = out / "checkpoint.pt"
@@ -411,8 +418,14 @@ def train(cfg: TrainConfig) -> Path:
     net: nn.Module = (DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda"
                                               else None) if rt.distributed else model)
     sampler = make_sampler({**cfg.data_config(), "flip": cfg.flip}, train=True, images=cfg.images)
-    dataset = ShardDataset(cfg.data, split=cfg.split, shuffle=True, seed=cfg.seed, rank=rt.rank,
-                           world_size=rt.world_size, sampler=sampler)
+    if cfg.generate:
+        from .generated import GeneratedDataset
+        dataset: ShardDataset | GeneratedDataset = GeneratedDataset(
+            cfg.generate, scenes_per_epoch=cfg.scenes_per_epoch, seed=cfg.seed, rank=rt.rank,
+            world_size=rt.world_size, sampler=sampler)
+    else:
+        dataset = ShardDataset(cfg.data, split=cfg.split, shuffle=True, seed=cfg.seed, rank=rt.rank,
+                               world_size=rt.world_size, sampler=sampler)
     loader = DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.workers, collate_fn=collate,
                         pin_memory=rt.device.type == "cuda", persistent_workers=cfg.workers > 0)
     if rt.main:
@@ -491,7 +504,8 @@ def train(cfg: TrainConfig) -> Path:
                 if iteration >= cfg.max_iter:
                     break
             if batches == 0:
-                raise AmodalDataError(f"{cfg.data}: no batch of {cfg.batch_size} scene(s) for this rank")
+                raise AmodalDataError(f"{cfg.data or cfg.generate}: no batch of {cfg.batch_size} scene(s) for this "
+                                      "rank")
             epoch += 1
         checkpoint(iteration)
         if cfg.val and start < cfg.max_iter:
@@ -549,6 +563,9 @@ def _option(text: str) -> tuple[str, Any]:
 #: Help of each flag; the default shown is :class:`TrainConfig`'s (recipes and model families override it).
 _HELP: dict[str, str] = {
     "recipe": "paper settings: " + ", ".join(RECIPES),
+    "generate": "train on scenes generated in the loader workers instead of --data: the generator and its "
+                "options of `amodaldata gen` (e.g. 'shapes --per-class 6'; 'shapes --help' lists them)",
+    "scenes_per_epoch": "with --generate: fresh scenes per epoch (Liu et al. 2019: 1000)",
     "max_iter": "training iterations", "batch_size": "images per rank and step",
     "ref_batch": "global batch the learning rate is given for (lr is scaled by global batch / this)",
     "lr": "learning rate at the reference batch (default: 0.02 with sgd, 1e-4 with adam)",
@@ -581,7 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog="recipes: " + "; ".join(f"{k}: {v}" for k, v in RECIPES.items()),
                                 argument_default=argparse.SUPPRESS)
     p.add_argument("--model", required=True, choices=sorted(MODELS))
-    p.add_argument("--data", required=True, help="shard file or folder")
+    p.add_argument("--data", help="shard file or folder (or --generate)")
     p.add_argument("--out", required=True, help="run folder (checkpoint.pt, log.jsonl, config.json)")
     for f in dataclasses.fields(TrainConfig):
         if f.name in ("model", "data", "out", "options"):
