@@ -21,6 +21,7 @@ derived from a row when read; they are not stored.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -176,7 +177,9 @@ def row_to_scene(row: dict[str, Any]) -> Scene:
 def write_shard(scenes: Iterable[Scene], path: str | Path, row_group_size: int = ROW_GROUP_SIZE) -> int:
     """Write one shard atomically (a hidden temporary file beside it, then a rename); return its row count.
 
-    Rows are converted and written one row group at a time, so memory holds one group, not the shard.
+    Scenes are pulled, converted and written one row group at a time (:class:`pyarrow.parquet.ParquetWriter`),
+    so memory holds one group of rows, not the shard; each scene's cached layer stack is dropped once its row
+    is made.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -187,7 +190,7 @@ def write_shard(scenes: Iterable[Scene], path: str | Path, row_group_size: int =
             batch: list[dict] = []
             for scene in scenes:
                 batch.append(scene_to_row(scene))
-                scene.invalidate()      # drop the cached layer stack: write_shards holds a whole shard of Scenes
+                scene.invalidate()
                 if len(batch) == row_group_size:
                     writer.write_table(pa.Table.from_pylist(batch, schema=SCHEMA), row_group_size=row_group_size)
                     rows += len(batch)
@@ -205,9 +208,11 @@ def write_shards(scenes: Iterable[Scene], out_dir: str | Path, *, split: str = "
                  scenes_per_shard: int = 1000, card: bool = True) -> list[Path]:
     """Stream ``scenes`` into shards of ``scenes_per_shard`` rows under ``out_dir``; return the shard paths.
 
-    ``split`` is written under its Hugging Face name (:func:`canonical_split`). The shard count is known only
-    at the end, so shards are written under temporary names and renamed to
-    ``{split}-{i:05d}-of-{n:05d}.parquet`` once all are complete; on an error none is left behind.
+    Each shard is written row group by row group straight from the stream (:func:`write_shard`), so memory
+    holds one row group of scenes whatever ``scenes_per_shard`` is. ``split`` is written under its Hugging
+    Face name (:func:`canonical_split`). The shard count is known only at the end, so shards are written under
+    temporary names and renamed to ``{split}-{i:05d}-of-{n:05d}.parquet`` once all are complete; on an error
+    none is left behind.
     """
     if scenes_per_shard < 1:
         raise ValueError("scenes_per_shard must be >= 1")
@@ -217,15 +222,12 @@ def write_shards(scenes: Iterable[Scene], out_dir: str | Path, *, split: str = "
     partial: list[Path] = []
     done = False
     try:
-        iterator = iter(scenes)
-        while True:
-            chunk = _take(iterator, scenes_per_shard)
-            if not chunk and partial:
-                break
+        stream = _Lookahead(scenes)
+        while not partial or stream.more():
             part = out_dir / f".{split}-{len(partial):05d}.partial.parquet"
-            write_shard(chunk, part)
+            rows = write_shard(stream.take(scenes_per_shard), part)
             partial.append(part)
-            if len(chunk) < scenes_per_shard:
+            if rows < scenes_per_shard:
                 break
         final = [out_dir / shard_name(split, i, len(partial)) for i in range(len(partial))]
         for src, dst in zip(partial, final):
@@ -240,13 +242,27 @@ def write_shards(scenes: Iterable[Scene], out_dir: str | Path, *, split: str = "
     return final
 
 
-def _take(iterator: Iterator[Scene], n: int) -> list[Scene]:
-    out = []
-    for scene in iterator:
-        out.append(scene)
-        if len(out) == n:
-            break
-    return out
+class _Lookahead:
+    """An iterator of scenes that can tell whether another one follows, holding at most that one."""
+
+    def __init__(self, scenes: Iterable[Scene]) -> None:
+        self._iterator = iter(scenes)
+        self._next: Scene | None = None
+
+    def more(self) -> bool:
+        """Whether a scene follows (pulled from the source and held until :meth:`take` yields it)."""
+        if self._next is None:
+            self._next = next(self._iterator, None)
+        return self._next is not None
+
+    def take(self, n: int) -> Iterator[Scene]:
+        """Up to ``n`` scenes, pulled from the source one by one as they are consumed."""
+        if self._next is not None:
+            scene, self._next = self._next, None
+            yield scene
+            del scene
+            n -= 1
+        yield from itertools.islice(self._iterator, n)
 
 
 def _yaml_feature(dtype: pa.DataType, name: str | None, indent: str) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import weakref
 
 import datasets
 import numpy as np
@@ -95,6 +96,53 @@ def test_failed_write_leaves_nothing(scenes, tmp_path):
     with pytest.raises(RuntimeError):
         write_shards(broken(), tmp_path / "out", scenes_per_shard=2, card=False)
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def _square_scene(i: int) -> Scene:
+    """A 32x32 scene of two overlapping squares, its layer stack built (as convert's reader stage does)."""
+    a, b = np.zeros((32, 32), bool), np.zeros((32, 32), bool)
+    a[2:20, 2:20], b[10:30, 10:30] = True, True
+    scene = Scene(id=i, height=32, width=32, regions=[Region(1, Mask.from_bitmap(a)), Region(2, Mask.from_bitmap(b))],
+                  order=OcclusionOrder({(1, 2)}))
+    scene.layers
+    return scene
+
+
+def test_writing_streams_one_row_group_at_a_time(tmp_path, monkeypatch):
+    live: weakref.WeakSet[Scene] = weakref.WeakSet()
+    most_alive, pulled, pulled_at_writes = 0, 0, []
+
+    def source(n: int):
+        nonlocal most_alive, pulled
+        for i in range(n):
+            scene = _square_scene(i)
+            live.add(scene)
+            pulled += 1
+            most_alive = max(most_alive, len(live))
+            yield scene
+            del scene
+
+    write_table = pq.ParquetWriter.write_table
+
+    def recording(self, table, *args, **kwargs):
+        pulled_at_writes.append((pulled, table.num_rows))
+        return write_table(self, table, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", recording)
+    paths = write_shards(source(250), tmp_path, scenes_per_shard=1000, card=False)
+    assert pulled_at_writes == [(100, 100), (200, 100), (250, 50)]   # each group written once its scenes are read
+    assert most_alive <= 2          # a group holds rows, not Scenes: the one being made and the one before
+    assert pq.ParquetFile(paths[0]).metadata.num_row_groups == 3
+    assert [s.id for s in read_shards(tmp_path)] == list(range(250))
+
+
+def test_streamed_shards_split_at_exact_multiples_and_match_a_list(tmp_path):
+    paths = write_shards((_square_scene(i) for i in range(4)), tmp_path / "a", scenes_per_shard=2, card=False)
+    assert [p.name for p in paths] == [shard_name("train", i, 2) for i in range(2)]   # no empty third shard
+    write_shard([_square_scene(i) for i in range(2)], tmp_path / "b.parquet")
+    assert paths[0].read_bytes() == (tmp_path / "b.parquet").read_bytes()
+    (empty,) = write_shards(iter(()), tmp_path / "c", card=False)
+    assert empty.name == shard_name("train", 0, 1) and pq.ParquetFile(empty).metadata.num_rows == 0
 
 
 def test_schema_declares_the_hf_image_feature():
