@@ -18,15 +18,16 @@ head are trained on the amodal boxes (the tight box of the amodal mask), so prop
   occluded branches; the amodal logits of class T are a 1x1 convolution over every class's visible and
   occluded logits (Eq. 1, ``AM_T = sum_i VW_Ti VM_i + OW_Ti OM_i``); loss ``L_box + L_cls + L_AM + L_VM +
   L_OM`` (Eq. 2), every mask term a per-pixel BCE on the channel of the ground-truth class, equal weights.
-- ``arcnn-add``: the same paper's ablation (Sec. 4.4): amodal = visible + occluded. The two parts are
+- ``arcnn-add``: the same paper's ablation (Sec. 4.5.2): amodal = visible + occluded. The two parts are
   disjoint, so their probabilities add: ``p_A = min(p_V + p_O, 1)``, trained with the same five terms.
 
 The RPN losses (objectness BCE, box smooth L1) are Mask R-CNN's and are part of every variant; Yin's Eq. 2
-leaves them implicit. Differences from the papers: Follmann et al. and Yin train with detectron2's
-defaults, which differ from torchvision's in small ways (ROI-Align ``aligned=True``, the RPN's smooth-L1
-beta 0 and its sampling of 256 anchors per image are the same; detectron2 pools the box head with 7x7 and
-samples 512 ROIs per image, as here). Input normalisation is torchvision's (RGB in [0, 1], ImageNet mean
-and std); weights converted from detectron2 expect BGR in [0, 255] and are adapted on loading
+leaves them implicit. What differs from the papers, which build on detectron2: torchvision's Mask R-CNN
+keeps detectron2's main settings (7x7 box and 14x14 mask ROI-Align over the FPN levels, 512 ROIs per image
+with 25 % foreground, 256 anchors per image for the RPN, NMS 0.5 and 100 detections at test time) but
+differs in details: ROI-Align without the half-pixel alignment (detectron2's ``ROIAlignV2`` aligns), a
+smooth-L1 box loss with beta 1/9 (detectron2 uses L1). Input normalisation is torchvision's (RGB in
+[0, 1], ImageNet mean and std); weights converted from detectron2 (BGR in [0, 255]) are adapted on loading
 (:mod:`models.weights`).
 """
 
@@ -220,7 +221,7 @@ class AmodalRoIHeads(RoIHeads):
 
 def added_amodal(visible: torch.Tensor, occluded: torch.Tensor) -> torch.Tensor:
     """ARCNN-add's amodal probability from the visible and occluded probabilities: ``min(p_V + p_O, 1)``
-    (Yin 2021, Sec. 4.4; the two parts are disjoint, so their probabilities add)."""
+    (Yin 2021, Sec. 4.5.2; the two parts are disjoint, so their probabilities add)."""
     return (visible + occluded).clamp(max=1.0)
 
 

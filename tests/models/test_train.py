@@ -256,3 +256,18 @@ def test_commands_report_bad_input_in_one_line(shards, tmp_path):
     with pytest.raises(SystemExit, match="error: pretrained weights not found"):
         train.main(["--model", "arcnn", "--data", str(shards), "--out", str(tmp_path / "run2"), "--device", "cpu",
                     "--backbone", "resnet18", "--pretrained", str(tmp_path / "nothing.pt"), "--no-progress"])
+
+
+def test_tensorboard_events_hold_the_logged_losses(shards, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    run = tmp_path / "run"
+    train.main(["--model", "embedding", "--data", str(shards), "--out", str(run), "--max-iter", "2",
+                "--batch-size", "2", "--size", "64", "--num-classes", "3", "--log-every", "1", "--device", "cpu",
+                "--no-progress", "--tensorboard", *DENSE_TINY])
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    logged = _log(run)
+    loss = events.Scalars("loss")
+    assert [e.step for e in loss] == [1, 2]
+    assert [e.value for e in loss] == pytest.approx([r["loss"] for r in logged])
+    assert {"lr", "var", "images_per_s"} <= set(events.Tags()["scalars"])
