@@ -1,4 +1,4 @@
-"""The layered embedding net (Liu et al., seed ``002``, Sec. 3): bottom-up amodal instances from K layers.
+"""The layered embedding net (Liu et al. 2019, Sec. 3-4): bottom-up amodal instances from K layers.
 
 A fully convolutional network predicts, for each of K layers (K = 2 in the paper: the foreground, i.e. the
 nearest object at a pixel, and the occlusion layer, the second nearest), a semantic map over
@@ -18,8 +18,9 @@ pooled; mu_n is the mean embedding of instance n over its pixels in every layer;
   than the clustering threshold (1.5 = d_dst) from any other centre;
 - l_reg = 1/N sum_n ||mu_n|| (Eq. 3).
 
-Defaults are the paper's: alpha = beta = gamma = 1, d_var = 0.5, d_dst = 1.5, C = 6, clustering threshold
-1.5; heads of 3x3 convs with ReLU (256, 256, 128, then C filters in the paper; narrower here by default).
+Defaults are the paper's (Sec. 4, "Implementation Details"): alpha = beta = gamma = 1, d_var = 0.5,
+d_dst = 1.5, C = 6, clustering threshold 1.5, and four modules (a semantic map and an embedding per layer)
+of 3x3 convolutions with ReLU of 256, 256, 128, then C (or ``num_classes + 1``) filters on shared features.
 Decoding (:meth:`LayeredEmbeddingNet.predict`) clusters, class by class (l_dst separates only instances of
 one class, so instances of different classes may share embeddings), the embeddings of the pixels predicted
 as that class in any layer, by the mean-shift grouping of [3]: start at the first unlabelled pixel (the
@@ -27,8 +28,23 @@ paper picks one at random), group the pixels within the threshold of the current
 until the group is stable. A cluster's layer-0 pixels are its visible mask, its pixels in any layer its
 amodal mask; clusters with no visible pixel are dropped (only objects partly visible are detected).
 
-Simplified relative to the paper: the small encoder of :mod:`models.backbone` instead of DeepLabv3+ with an
-Xception backbone pretrained on other data.
+Features: the paper uses DeepLabv3+ with an Xception backbone, its final upsampling and logit layers removed,
+so its 256-channel decoder output at stride 4 (256 x 256 in, 64 x 64 out). Xception and the DeepLabv3+
+decoder are not in torchvision; this net uses torchvision's DeepLabv3 instead: a ResNet body
+(``IntermediateLayerGetter`` up to ``layer4``) and the ASPP head of ``DeepLabHead`` without its final
+classifier convolution (256 channels), whose stride-8 output (``replace_stride_with_dilation=[False, True,
+True]``, as ``deeplabv3_resnet50``) is upsampled bilinearly to stride 4. ``backbone`` picks the ResNet depth:
+``resnet50`` (the default; the layout of ``deeplabv3_resnet50``, so its weights load by name) or ``resnet101``;
+``resnet18`` / ``resnet34`` (basic blocks, which torchvision cannot dilate: stride 32, upsampled x8) exist for
+quick CPU runs. ``--pretrained torchvision`` loads ``DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1``
+(``DeepLabV3_ResNet101_Weights`` for resnet101; ImageNet weights in the body for the basic-block depths); the
+inputs are normalised with the ImageNet statistics those weights expect (:func:`models.data.scene_sample`).
+
+Evaluation size: the paper scores its 64 x 64 outputs (and resizes Mask R-CNN's masks to 64 x 64 "to be
+directly comparable"). ``eval_size=64`` (the default) decodes the outputs at 64 x 64 (resampled bilinearly
+when the input is not 256 px; for 256 px inputs they are the raw outputs) and the masks are then enlarged
+(nearest) to each image's original size; ``eval_size=None`` resamples the outputs bilinearly to the original
+size and decodes there (full-size masks); any other value decodes at that side.
 """
 
 from __future__ import annotations
@@ -40,8 +56,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbone import Encoder
+from torchvision.models import get_model, get_model_weights
+from torchvision.models._utils import IntermediateLayerGetter
+from torchvision.models.segmentation.deeplabv3 import ASPPPooling, DeepLabHead
+
+from amodaldata.errors import AmodalDataError
+
 from .results import Detections
+
+#: ResNet depths of the feature extractor -> whether torchvision can dilate them (bottleneck blocks: output
+#: stride 8, as ``deeplabv3_resnet50``; basic blocks cannot be dilated: stride 32).
+BACKBONES = {"resnet18": False, "resnet34": False, "resnet50": True, "resnet101": True}
+#: torchvision's DeepLabv3 weights of each depth that has them.
+DEEPLAB_WEIGHTS = {"resnet50": "deeplabv3_resnet50", "resnet101": "deeplabv3_resnet101"}
 
 
 def conv_head(cin: int, hidden: tuple[int, ...], cout: int) -> nn.Sequential:
@@ -113,26 +140,77 @@ def mean_shift(embeddings: np.ndarray, threshold: float, max_iter: int = 20) -> 
         cluster += 1
 
 
-class LayeredEmbeddingNet(nn.Module):
-    """K-layer semantic maps and embeddings (see the module docstring). ``forward(batch)`` -> loss terms."""
+class _PooledBatchNorm(nn.BatchNorm2d):
+    """Batch norm of ASPP's image-pooling branch (one value per channel and image): with a single image in a
+    training batch it normalises with the running statistics, as in evaluation, instead of failing."""
 
-    def __init__(self, *, num_classes: int = 1, layers: int = 2, embedding_dim: int = 6,
-                 widths: tuple[int, int, int, int] = (32, 64, 128, 128), channels: int = 128,
-                 head: tuple[int, ...] = (64, 64, 32), d_var: float = 0.5, d_dst: float = 1.5,
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] * x.shape[2] * x.shape[3] == 1:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return super().forward(x)
+
+
+def deeplab_features(backbone: str = "resnet50") -> tuple[nn.Module, nn.Sequential, int]:
+    """torchvision's DeepLabv3 without its classifier convolution: the ResNet body (``backbone``), the ASPP
+    head (256 channels out) and the body's output stride (see the module docstring). Untrained."""
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+    dilate = BACKBONES[backbone]
+    resnet = get_model(backbone, weights=None, replace_stride_with_dilation=[False, dilate, dilate])
+    body = IntermediateLayerGetter(resnet, return_layers={"layer4": "out"})
+    head = nn.Sequential(*list(DeepLabHead(resnet.fc.in_features, 1).children())[:-1])
+    pooling = next(m for m in head.modules() if isinstance(m, ASPPPooling))
+    norm = pooling[2]
+    pooling[2] = _PooledBatchNorm(norm.num_features, eps=norm.eps, momentum=norm.momentum)
+    return body, head, 8 if dilate else 32
+
+
+class LayeredEmbeddingNet(nn.Module):
+    """K-layer semantic maps and embeddings on DeepLabv3 features (module docstring). ``forward(batch)`` ->
+    loss terms; ``predict(images, orig_sizes)`` -> detections."""
+
+    stride = 4
+    channels = 256
+
+    def __init__(self, *, num_classes: int = 1, layers: int = 2, embedding_dim: int = 6, backbone: str = "resnet50",
+                 head: tuple[int, ...] = (256, 256, 128), d_var: float = 0.5, d_dst: float = 1.5,
                  loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0), cluster_threshold: float = 1.5,
-                 min_pixels: int = 2) -> None:
+                 min_pixels: int = 2, eval_size: int | None = 64) -> None:
         super().__init__()
+        if layers < 1:
+            raise ValueError(f"layers must be >= 1, got {layers}")
+        if eval_size is not None and eval_size < 1:
+            raise ValueError(f"eval_size must be >= 1 or None, got {eval_size}")
         self.num_classes, self.layers, self.embedding_dim = num_classes, layers, embedding_dim
+        self.backbone_name = backbone
         self.d_var, self.d_dst = d_var, d_dst
         self.alpha, self.beta, self.gamma = loss_weights
-        self.cluster_threshold, self.min_pixels = cluster_threshold, min_pixels
-        self.encoder = Encoder(tuple(widths), channels)
-        self.semantic = nn.ModuleList(conv_head(channels, tuple(head), num_classes + 1) for _ in range(layers))
-        self.embed = nn.ModuleList(conv_head(channels, tuple(head), embedding_dim) for _ in range(layers))
+        self.cluster_threshold, self.min_pixels, self.eval_size = cluster_threshold, min_pixels, eval_size
+        self.backbone, self.classifier, self.feature_stride = deeplab_features(backbone)
+        self.semantic = nn.ModuleList(conv_head(self.channels, tuple(head), num_classes + 1) for _ in range(layers))
+        self.embed = nn.ModuleList(conv_head(self.channels, tuple(head), embedding_dim) for _ in range(layers))
+
+    def torchvision_state(self) -> tuple[dict[str, torch.Tensor], str]:
+        """torchvision's named weights for this backbone (``--pretrained torchvision``, module docstring), in
+        this model's key layout; downloaded by torchvision where a network exists, or read from its cache."""
+        if self.backbone_name in DEEPLAB_WEIGHTS:
+            weights = get_model_weights(DEEPLAB_WEIGHTS[self.backbone_name]).COCO_WITH_VOC_LABELS_V1
+            return weights.get_state_dict(progress=True), f"torchvision {weights}"
+        weights = get_model_weights(self.backbone_name).IMAGENET1K_V1
+        body = {f"backbone.{k}": v for k, v in weights.get_state_dict(progress=True).items() if not k.startswith("fc.")}
+        return body, f"torchvision {weights}"
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The 256-channel DeepLabv3 features ``(B, 256, H/4, W/4)`` (inputs: sides multiples of 8)."""
+        h, w = images.shape[-2:]
+        if h % 8 or w % 8:
+            raise AmodalDataError(f"input size {h}x{w} must be a multiple of 8 (the embedding net's --size)")
+        feats = self.classifier(self.backbone(images)["out"])
+        return F.interpolate(feats, size=(h // self.stride, w // self.stride), mode="bilinear", align_corners=False)
 
     def outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Semantic logits ``(B, K, classes + 1, h, w)`` and embeddings ``(B, K, C, h, w)`` at stride 4."""
-        feats = self.encoder(images)
+        feats = self.features(images)
         semantic = torch.stack([head(feats) for head in self.semantic], dim=1)
         embedding = torch.stack([head(feats) for head in self.embed], dim=1)
         return semantic, embedding
@@ -151,30 +229,41 @@ class LayeredEmbeddingNet(nn.Module):
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, orig_sizes: list[tuple[int, int]]) -> list[Detections]:
-        """Per image: instances clustered class by class, with amodal and visible masks (nearest-upsampled to
-        the original size), their class, and the mean semantic probability of their pixels as score."""
+        """Per image: instances clustered class by class at the evaluation size (``eval_size``, module
+        docstring), with amodal and visible masks at the original size, their class, and the mean semantic
+        probability of their pixels as score."""
         semantic, embedding = self.outputs(images)
-        conf, label = torch.softmax(semantic.float(), dim=2).max(dim=2)           # (B, K, h, w)
         out = []
-        for emb, cf, lb, (oh, ow) in zip(embedding.float(), conf.cpu().numpy(), label.cpu().numpy(), orig_sizes):
-            det = Detections()
-            _, h, w = lb.shape
-            rows = np.minimum((np.arange(oh) + 0.5) * h / oh, h - 1).astype(np.int64)
-            cols = np.minimum((np.arange(ow) + 0.5) * w / ow, w - 1).astype(np.int64)
-            emb = emb.permute(0, 2, 3, 1).cpu().numpy()                             # (K, h, w, C)
-            for cls in np.unique(lb[lb > 0]):
-                layer, ys, xs = np.nonzero(lb == cls)
-                clusters = mean_shift(emb[layer, ys, xs], self.cluster_threshold)
-                for c in range(clusters.max() + 1):
-                    member = clusters == c
-                    front = member & (layer == 0)
-                    if member.sum() < self.min_pixels or not front.any():
-                        continue
-                    amodal = np.zeros((h, w), dtype=bool)
-                    visible = np.zeros((h, w), dtype=bool)
-                    amodal[ys[member], xs[member]] = True
-                    visible[ys[front], xs[front]] = True
-                    score = float(cf[layer[member], ys[member], xs[member]].mean())
-                    det.add(score, int(cls), amodal[np.ix_(rows, cols)], visible[np.ix_(rows, cols)])
-            out.append(det)
+        for sem, emb, (oh, ow) in zip(semantic.float(), embedding.float(), orig_sizes):
+            size = (oh, ow) if self.eval_size is None else (self.eval_size, self.eval_size)
+            if tuple(sem.shape[-2:]) != size:
+                sem = F.interpolate(sem, size=size, mode="bilinear", align_corners=False)
+                emb = F.interpolate(emb, size=size, mode="bilinear", align_corners=False)
+            out.append(self._decode(sem, emb, oh, ow))
         return out
+
+    def _decode(self, semantic: torch.Tensor, embedding: torch.Tensor, oh: int, ow: int) -> Detections:
+        """One image's detections from its ``(K, classes + 1, h, w)`` logits and ``(K, C, h, w)`` embeddings,
+        the masks enlarged (nearest, at pixel centres) to ``oh x ow``."""
+        conf, label = torch.softmax(semantic, dim=1).max(dim=1)                   # (K, h, w)
+        cf, lb = conf.cpu().numpy(), label.cpu().numpy()
+        emb = embedding.permute(0, 2, 3, 1).cpu().numpy()                         # (K, h, w, C)
+        det = Detections()
+        _, h, w = lb.shape
+        rows = np.minimum((np.arange(oh) + 0.5) * h / oh, h - 1).astype(np.int64)
+        cols = np.minimum((np.arange(ow) + 0.5) * w / ow, w - 1).astype(np.int64)
+        for cls in np.unique(lb[lb > 0]):
+            layer, ys, xs = np.nonzero(lb == cls)
+            clusters = mean_shift(emb[layer, ys, xs], self.cluster_threshold)
+            for c in range(clusters.max() + 1):
+                member = clusters == c
+                front = member & (layer == 0)
+                if member.sum() < self.min_pixels or not front.any():
+                    continue
+                amodal = np.zeros((h, w), dtype=bool)
+                visible = np.zeros((h, w), dtype=bool)
+                amodal[ys[member], xs[member]] = True
+                visible[ys[front], xs[front]] = True
+                score = float(cf[layer[member], ys[member], xs[member]].mean())
+                det.add(score, int(cls), amodal[np.ix_(rows, cols)], visible[np.ix_(rows, cols)])
+        return det

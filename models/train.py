@@ -132,7 +132,8 @@ class TrainConfig:
                                     "norm": "bn" if scratch else "frozen", "trainable_layers": 5 if scratch else 3}
         else:
             base = {"sln": {"max_level": self.max_level},
-                    "embedding": {"num_classes": self.num_classes, "layers": self.layers}}[self.model]
+                    "embedding": {"num_classes": self.num_classes, "layers": self.layers,
+                                  "backbone": self.backbone}}[self.model]
         return {**base, **self.options}
 
     def data_config(self) -> dict[str, Any]:
@@ -577,7 +578,8 @@ _HELP: dict[str, str] = {
     "grad_clip": "max gradient norm (0 = off)", "size": "input side of the dense models (sln, embedding)",
     "min_size": "shorter side(s) of the two-stage models' inputs (several: multi-scale training)",
     "max_size": "longest side of the two-stage models' inputs", "flip": "random horizontal flips (two-stage)",
-    "backbone": "two-stage ResNet-FPN depth: resnet18, resnet34, resnet50, resnet101",
+    "backbone": "ResNet depth: resnet18, resnet34, resnet50, resnet101 (two-stage: with FPN; embedding: of "
+                "DeepLabv3)",
     "pretrained": "'torchvision' (named weights) or a state-dict file (torchvision or detectron2 layout)",
     "split": "only the training shards of this split", "images": "folder of images for rows without image bytes",
     "num_classes": "1 = class-agnostic (the COCOA protocol)", "max_level": "layering maps: levels above merge",

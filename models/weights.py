@@ -1,4 +1,7 @@
-"""Pretrained weights for the two-stage models: torchvision's named weights or a local state dict.
+"""Pretrained weights: torchvision's named weights or a local state dict.
+
+A model with a ``torchvision_state()`` method names its own torchvision weights (the layered embedding net:
+DeepLabv3, :meth:`models.embedding.LayeredEmbeddingNet.torchvision_state`); for the two-stage models:
 
 ``--pretrained torchvision`` takes, for a ResNet-50 backbone, torchvision's COCO Mask R-CNN
 (``MaskRCNN_ResNet50_FPN_Weights.COCO_V1``, the COCO-pretrained Mask R-CNN of Liu et al. 2019, Table 1),
@@ -165,8 +168,9 @@ def read_state(path: str | Path) -> dict[str, torch.Tensor]:
 def load_pretrained(model: nn.Module, spec: str, backbone: str = "resnet50") -> LoadReport:
     """Load ``torchvision`` (named weights for ``backbone``) or a local file into ``model``."""
     if spec == "torchvision":
+        own = getattr(model, "torchvision_state", None)          # a model with weights of its own kind
         try:
-            state, source = torchvision_state(backbone)
+            state, source = own() if own is not None else torchvision_state(backbone)
         except Exception as exc:  # noqa: BLE001 - no network, no cache
             raise AmodalDataError(f"cannot get torchvision's weights for {backbone} ({type(exc).__name__}: {exc}); "
                                   "download them where a network exists into $TORCH_HOME, or pass a file") from None

@@ -101,7 +101,7 @@ def test_samples_are_the_shard_paths_and_the_fixed_set_is_what_gen_writes(tmp_pa
 def test_train_embedding_on_generated_scenes(tmp_path, capsys):
     run = tmp_path / "run"
     train.main(["--model", "embedding", "--generate", SPEC, "--scenes-per-epoch", "3", "--out", str(run),
-                "--max-iter", "2", "--batch-size", "2", "--size", "32", "--num-classes", "3", "--log-every", "1",
+                "--max-iter", "2", "--batch-size", "2", "--size", "64", "--num-classes", "3", "--log-every", "1",
                 "--device", "cpu", "--no-progress", *DENSE_TINY])
     out = capsys.readouterr().out
     assert "3 training scenes" in out

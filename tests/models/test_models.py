@@ -24,7 +24,7 @@ TINY_RCNN = {"backbone": "resnet18", "norm": "bn", "trainable_layers": 5, "num_c
              "rpn_post_nms_top_n_test": 50, "box_batch_size_per_image": 32, "box_detections_per_img": 20}
 CONFIGS = {
     "sln": {**TINY, "hidden": 16, "roi_size": 8, "detections": 20},
-    "embedding": {**{k: v for k, v in TINY.items() if k != "anchor_sizes"}, "num_classes": 3, "head": [16]},
+    "embedding": {"backbone": "resnet18", "num_classes": 3, "head": [16]},      # DeepLabv3 on ResNet-18
     **{name: TINY_RCNN for name in TWO_STAGE},
 }
 BOXES = {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"}
@@ -217,7 +217,7 @@ def test_unknown_model_and_option_are_refused():
 
 
 def test_embedding_decoding_recovers_instances_from_perfect_outputs(batch):
-    model = build_model("embedding", CONFIGS["embedding"]).eval()
+    model = build_model("embedding", {**CONFIGS["embedding"], "eval_size": None}).eval()    # decoded at 16 x 16
     classes = downsample_labels(batch["layered_classes"], 16, 16).long()       # (B, K, 16, 16)
     inst = downsample_labels(batch["layered_instances"], 16, 16).long()
     semantic = F.one_hot(classes, 4).permute(0, 1, 4, 2, 3).float() * 20

@@ -15,7 +15,7 @@ from models.train import RECIPES, TrainConfig, WarmupStepSchedule, launch, load_
 
 from .test_models import TINY_RCNN
 
-DENSE_TINY = ["--set", "widths=[8,16,16,16]", "--set", "channels=16", "--set", "head=[16]"]
+DENSE_TINY = ["--set", "backbone=resnet18", "--set", "head=[16]"]
 RCNN_TINY = [arg for key, value in TINY_RCNN.items() if key not in ("backbone", "norm", "trainable_layers",
                                                                       "num_classes")
              for arg in ("--set", f"{key}={json.dumps(value)}")]
@@ -50,7 +50,7 @@ def test_train_predict_end_to_end(shards, tmp_path, capsys):
     state = load_checkpoint(run / "checkpoint.pt")
     assert state["iteration"] == 4 and state["epoch"] == 2 and state["model"] == "embedding"
     config = json.loads((run / "config.json").read_text())
-    assert config["options"]["channels"] == 16 and config["weight_decay"] == 0.0    # Liu et al.: no decay
+    assert config["options"]["head"] == [16] and config["weight_decay"] == 0.0    # Liu et al.: no decay
 
     out = tmp_path / "preds.json"
     predict.main(["--checkpoint", str(run / "checkpoint.pt"), "--data", str(shards), "--out", str(out),
@@ -123,7 +123,7 @@ def test_ddp_on_cpu_with_gloo(shards, tmp_path):
     run = tmp_path / "run"
     cfg = TrainConfig(model="embedding", data=str(shards), out=str(run), max_iter=2, batch_size=1, size=64,
                       device="cpu", log_every=1, num_classes=3, progress=False, ref_batch=1,
-                      options={"widths": [8, 16, 16, 16], "channels": 16, "head": [16]})
+                      options={"backbone": "resnet18", "head": [16]})
     assert launch(cfg, nproc=2) == run / "checkpoint.pt"
     records = _log(run)
     # 4 scenes over 2 ranks with batches of 1: each logged step is averaged over the ranks by rank 0
