@@ -3,6 +3,8 @@
 - :mod:`generators.shapes`: outlined shapes stacked in depth (layered-embeddings paper, seed ``002``, Sec. 3);
 - :mod:`generators.overlay`: unoccluded real objects pasted over other images (Li & Malik style; the COCOA
   paper's synthetic data, seed ``001``, Sec. 5.1);
+- :mod:`generators.options`: each generator's options, parsed by the same code for ``amodaldata gen`` and for
+  scenes generated while training (``models.train --generate``);
 - :mod:`generators.tasks`: shard tasks (seeded per shard, resumable), run in a process pool or on Ray;
 - :mod:`generators.kernels`: the compiled (numba) loops of the shapes generator, among them pycocotools' polygon
   rasteriser re-implemented exactly; :mod:`generators.encode`: the PNG writer.

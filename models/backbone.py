@@ -4,8 +4,6 @@ SLN uses a dilated ResNet-50 and concatenates the features of its four stages re
 the same design at a size that trains from scratch on CPU: a stem and four stages of basic residual blocks
 (strides 2, 2, 2, and 1 with dilation 2 for the last, so the deepest features keep stride 8 as in a dilated
 ResNet), all four rescaled to stride 4, concatenated and mixed by a 1x1 conv-bn-relu. No pretrained weights.
-The layered-embedding net (seed 002) uses the same encoder in place of DeepLabv3+/Xception; its 256 -> 64
-input/output sizes are stride 4 too.
 """
 
 from __future__ import annotations

@@ -116,3 +116,10 @@ def test_train_embedding_on_generated_scenes(tmp_path, capsys):
     with pytest.raises(SystemExit, match="error: generator options 'shapes --size 4'"):
         train.main(["--model", "embedding", "--generate", "shapes --size 4", "--out", str(tmp_path / "bad"),
                     "--device", "cpu", "--no-progress", *DENSE_TINY])
+
+
+def test_overlay_scenes_are_generated_the_same_way():
+    spec = "overlay --objects 1 --image-format png"                     # the built-in COCOA demo data
+    one = [_key(s) for s in GeneratedDataset(spec, scenes_per_epoch=2, seed=1, rank=0, world_size=1)]
+    ranks = [_key(s) for r in (0, 1) for s in GeneratedDataset(spec, scenes_per_epoch=2, seed=1, rank=r, world_size=2)]
+    assert ranks == one and len({k[1] for k in one}) == 2
