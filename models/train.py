@@ -70,6 +70,16 @@ RECIPES: dict[str, dict[str, Any]] = {
                "weight_decay": 0.0, "warmup_iters": 0, "lr_steps": [], "num_classes": 3, "size": 256,
                "min_size": [256], "max_size": 256, "options": {"box_nms_thresh": 0.7}},
 }
+#: Zhang et al. (2019) Sec. 4.6, the one setting the SLN paper gives for COCOA and D2SA alike: SGD, lr 0.2,
+#: momentum 0.9, weight decay 5e-4 (none on normalisation layers), lambda_R,G,I,M = 1 (the model's default),
+#: class-agnostic (SLN predicts no class). Input side 1024: Sec. 4.2's stage-1 features of 256 x 256 at stride
+#: 4. Not given by the paper: the batch (the lr is taken as that of ``ref_batch`` 4), the iterations, the
+#: warm-up and the decay steps (the trainer's defaults; set --max-iter and --lr-steps), the iterations of each
+#: stage of the staged schedule (--stage).
+_SLN_PAPER = {"optimizer": "sgd", "lr": 0.2, "momentum": 0.9, "weight_decay": 5e-4, "batch_size": 4,
+              "ref_batch": 4, "num_classes": 1, "size": 1024}
+#: Recipes of one model family, looked up before :data:`RECIPES` (a name may mean another paper's setting).
+FAMILY_RECIPES: dict[str, dict[str, dict[str, Any]]] = {"sln": {"cocoa": _SLN_PAPER, "d2sa": _SLN_PAPER}}
 
 
 @dataclass
@@ -98,6 +108,7 @@ class TrainConfig:
     min_size: list[int] = field(default_factory=lambda: [800])
     max_size: int = 1333
     flip: bool = True
+    stage: str | None = None
     backbone: str = "resnet50"
     pretrained: str | None = None
     split: str | None = None
@@ -131,7 +142,7 @@ class TrainConfig:
             base: dict[str, Any] = {"num_classes": self.num_classes, "backbone": self.backbone,
                                     "norm": "bn" if scratch else "frozen", "trainable_layers": 5 if scratch else 3}
         else:
-            base = {"sln": {"max_level": self.max_level},
+            base = {"sln": {"max_level": self.max_level, "backbone": self.backbone},
                     "embedding": {"num_classes": self.num_classes, "layers": self.layers,
                                   "backbone": self.backbone}}[self.model]
         return {**base, **self.options}
@@ -169,9 +180,10 @@ def resolve(model: str, recipe: str | None, given: dict[str, Any]) -> TrainConfi
     """The run's options: :class:`TrainConfig`'s defaults, the model family's, the recipe's, then ``given``."""
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
-    if recipe is not None and recipe not in RECIPES:
-        raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
-    values = {**FAMILY_DEFAULTS[family(model)], **RECIPES.get(recipe or "", {})}
+    own = FAMILY_RECIPES.get(family(model), {})
+    if recipe is not None and recipe not in RECIPES and recipe not in own:
+        raise ValueError(f"unknown recipe {recipe!r} for {model}; choose one of {', '.join({**RECIPES, **own})}")
+    values = {**FAMILY_DEFAULTS[family(model)], **own.get(recipe or "", RECIPES.get(recipe or "", {}))}
     options = {**values.pop("options", {}), **given.pop("options", {})}
     return TrainConfig(model=model, recipe=recipe, **{**values, **given, "options": options})
 
@@ -388,6 +400,10 @@ def train(cfg: TrainConfig) -> Path:
     ckpt_path = out / "checkpoint.pt"
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, cfg.model_config())
+    if cfg.stage:
+        if cfg.model != "sln":
+            raise ValueError(f"--stage is SLN's staged schedule (Zhang et al. 2019 Sec. 4.6), not {cfg.model}'s")
+        model.set_stage(cfg.stage)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.to(rt.device)
@@ -563,7 +579,7 @@ def _option(text: str) -> tuple[str, Any]:
 
 #: Help of each flag; the default shown is :class:`TrainConfig`'s (recipes and model families override it).
 _HELP: dict[str, str] = {
-    "recipe": "paper settings: " + ", ".join(RECIPES),
+    "recipe": "paper settings: " + ", ".join(RECIPES) + "; sln: " + ", ".join(FAMILY_RECIPES["sln"]),
     "generate": "train on scenes generated in the loader workers instead of --data: the generator and its "
                 "options of `amodaldata gen` (e.g. 'shapes --per-class 6'; 'shapes --help' lists them)",
     "scenes_per_epoch": "with --generate: fresh scenes per epoch (Liu et al. 2019: 1000)",
@@ -579,7 +595,9 @@ _HELP: dict[str, str] = {
     "min_size": "shorter side(s) of the two-stage models' inputs (several: multi-scale training)",
     "max_size": "longest side of the two-stage models' inputs", "flip": "random horizontal flips (two-stage)",
     "backbone": "ResNet depth: resnet18, resnet34, resnet50, resnet101 (two-stage: with FPN; embedding: of "
-                "DeepLabv3)",
+                "DeepLabv3; sln: its encoder)",
+    "stage": "sln: the stage of Zhang et al. (2019) Sec. 4.6 to train: glm, rpn, ilm (earlier modules frozen, "
+             "later ones left out) or joint (default); chain them with --pretrained PREVIOUS/checkpoint.pt",
     "pretrained": "'torchvision' (named weights) or a state-dict file (torchvision or detectron2 layout)",
     "split": "only the training shards of this split", "images": "folder of images for rows without image bytes",
     "num_classes": "1 = class-agnostic (the COCOA protocol)", "max_level": "layering maps: levels above merge",
@@ -597,7 +615,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The flags of :class:`TrainConfig`, with its defaults shown; a flag not given leaves the default to the
     model family and the recipe (:func:`resolve`)."""
     p = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.split("\n\n")[0],
-                                epilog="recipes: " + "; ".join(f"{k}: {v}" for k, v in RECIPES.items()),
+                                epilog="recipes: " + "; ".join(f"{k}: {v}" for k, v in RECIPES.items())
+                                + "; sln: " + "; ".join(f"{k}: {v}" for k, v in FAMILY_RECIPES["sln"].items()),
                                 argument_default=argparse.SUPPRESS)
     p.add_argument("--model", required=True, choices=sorted(MODELS))
     p.add_argument("--data", help="shard file or folder (or --generate)")
@@ -614,7 +633,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(flag, type=int, nargs="*", help=text)
         else:
             kind = {"int": int, "float": float, "int | None": int, "float | None": float}.get(f.type, str)
-            p.add_argument(flag, type=kind, help=text, **({"choices": sorted(RECIPES)} if f.name == "recipe" else {}))
+            p.add_argument(flag, type=kind, help=text, **({"choices": sorted({*RECIPES, *FAMILY_RECIPES["sln"]})}
+                                                       if f.name == "recipe" else {}))
     p.add_argument("--nproc", type=int, default=1, help="start this many local DDP processes (instead of torchrun)")
     p.add_argument("--set", dest="options", type=_option, action="append", metavar="KEY=VALUE",
                    help="model option (JSON value), e.g. --set box_nms_thresh=0.7; an unknown key lists the valid ones")

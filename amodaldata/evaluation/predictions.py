@@ -3,13 +3,24 @@
 Each entry holds ``image_id``, ``segmentation`` (the predicted amodal mask, COCO RLE or polygons), ``score``,
 and optionally ``category_id``, ``visible`` (or ``visible_mask``: the predicted visible part, RLE or
 polygons), ``occluded`` (the predicted occluded part, same encodings), ``order`` (the predicted depth rank within the image, 1 = nearest, as COCOA's ``order``) and
-``semdist`` (path of a ``.npy`` float sem-dist map of the image size, SLN Eq. 1, relative to the JSON file).
+``semdist`` (the predicted sem-dist map of the image size, SLN Eq. 1: the path of a ``.npy`` float map relative
+to the JSON file, or the map inline as :func:`encode_semdist` writes it).
 Bad entries raise typed errors naming the file, the image id and the entry's index.
+
+The inline sem-dist encoding is ``{"size": [H, W], "box": [x0, y0, x1, y1], "png": BASE64}``: outside the box
+(exclusive ends) the map is 0; inside, a two-channel 8-bit PNG (grey + alpha) holds the visibility level
+L = -floor(M) in the grey channel and the amodal confidence C = M - floor(M) quantised to q = round(256 C)
+(at most 255) in the alpha channel, so M = q / 256 - L. The levels decode exactly, C to 1/256 (k / 256 is
+exact in binary floating point, so a map already on that grid, as :func:`quantise_semdist` makes it, round
+trips bit for bit); a few hundred bytes per detection where a float map of the image would take megabytes.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
+import io
 import json
 import math
 from dataclasses import dataclass
@@ -35,7 +46,8 @@ class Prediction:
         visible: predicted visible part, or None (used to derive a depth order).
         occluded: predicted occluded part, or None (the amodal minus the visible mask where scored).
         order: predicted depth rank within the image (1 = nearest), or None.
-        semdist: path of the predicted sem-dist map (``.npy``), or None.
+        semdist: the predicted sem-dist map: a ``.npy`` path, the inline encoding (:func:`encode_semdist`),
+            a float array of the image size, or None.
         index: position of the entry in its file (for error messages and the per-image CSV).
     """
 
@@ -46,7 +58,7 @@ class Prediction:
     visible: Mask | None = None
     occluded: Mask | None = None
     order: int | None = None
-    semdist: Path | None = None
+    semdist: Path | dict[str, Any] | np.ndarray | None = None
     index: int = 0
 
     def load_semdist(self) -> np.ndarray:
@@ -54,16 +66,89 @@ class Prediction:
         if self.semdist is None:
             raise AnnotationError("prediction has no 'semdist' map", image_id=self.image_id,
                                   annotation_id=f"entry {self.index}")
-        try:
-            arr = np.load(self.semdist, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise AnnotationError(f"cannot read sem-dist map: {exc}", file=str(self.semdist),
-                                  image_id=self.image_id, annotation_id=f"entry {self.index}") from None
+        if isinstance(self.semdist, dict):
+            try:
+                arr = decode_semdist(self.semdist)
+            except ValueError as exc:
+                raise AnnotationError(f"bad inline sem-dist map: {exc}", image_id=self.image_id,
+                                      annotation_id=f"entry {self.index}") from None
+        elif isinstance(self.semdist, np.ndarray):
+            arr = self.semdist
+        else:
+            try:
+                arr = np.load(self.semdist, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise AnnotationError(f"cannot read sem-dist map: {exc}", file=str(self.semdist),
+                                      image_id=self.image_id, annotation_id=f"entry {self.index}") from None
         if arr.shape != self.mask.size or not np.issubdtype(arr.dtype, np.floating):
             raise AnnotationError(f"sem-dist map must be a float array of shape {self.mask.size}, got "
                                   f"{arr.dtype} {arr.shape}", file=str(self.semdist), image_id=self.image_id,
                                   annotation_id=f"entry {self.index}")
         return arr
+
+
+#: Steps per unit of the quantised amodal confidence of an inline sem-dist map (module docstring).
+SEMDIST_STEPS = 256
+
+
+def quantise_semdist(semdist: np.ndarray) -> np.ndarray:
+    """The sem-dist map on the grid of the inline encoding, float32: the level L = -floor(M) kept, the
+    confidence M - floor(M) rounded to a multiple of 1/256 below 1 (what :func:`decode_semdist` gives back)."""
+    m = np.asarray(semdist, dtype=np.float32)
+    floor = np.floor(m)
+    q = np.minimum(np.rint((m - floor) * SEMDIST_STEPS), SEMDIST_STEPS - 1)
+    return (q / np.float32(SEMDIST_STEPS) + floor).astype(np.float32)
+
+
+def encode_semdist(semdist: np.ndarray) -> dict[str, Any]:
+    """A sem-dist map ``(H, W)`` as the inline JSON encoding of the module docstring (quantised as
+    :func:`quantise_semdist`); levels must lie in 0..255."""
+    m = np.asarray(semdist, dtype=np.float32)
+    if m.ndim != 2 or not np.isfinite(m).all():
+        raise ValueError(f"a sem-dist map must be a finite 2-d array, got shape {m.shape}")
+    floor = np.floor(m)
+    level = -floor
+    if level.min(initial=0) < 0 or level.max(initial=0) > 255:
+        raise ValueError("sem-dist levels must lie in 0..255 (M in (-256, 1))")
+    q = np.minimum(np.rint((m - floor) * SEMDIST_STEPS), SEMDIST_STEPS - 1).astype(np.uint8)
+    level = level.astype(np.uint8)
+    h, w = m.shape
+    ys, xs = np.nonzero(q | level)
+    if len(ys) == 0:
+        return {"size": [h, w], "box": [0, 0, 0, 0], "png": ""}
+    x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.stack([level[y0:y1, x0:x1], q[y0:y1, x0:x1]], axis=-1), mode="LA").save(buf, format="PNG")
+    return {"size": [h, w], "box": [x0, y0, x1, y1], "png": base64.b64encode(buf.getvalue()).decode("ascii")}
+
+
+def decode_semdist(encoded: Mapping[str, Any]) -> np.ndarray:
+    """The float32 sem-dist map of an inline encoding (:func:`encode_semdist`); ValueError when malformed."""
+    size, box, png = encoded.get("size"), encoded.get("box"), encoded.get("png")
+    if (not isinstance(size, list) or len(size) != 2 or not all(isinstance(v, int) and v > 0 for v in size)
+            or not isinstance(box, list) or len(box) != 4 or not all(isinstance(v, int) for v in box)
+            or not isinstance(png, str)):
+        raise ValueError("expected {'size': [H, W], 'box': [x0, y0, x1, y1], 'png': base64 text}")
+    h, w = size
+    x0, y0, x1, y1 = box
+    out = np.zeros((h, w), dtype=np.float32)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
+        raise ValueError(f"box {box} lies outside the {h}x{w} map")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(png, validate=True))) as im:
+            arr = np.asarray(im.convert("LA") if im.mode != "LA" else im)
+    except (binascii.Error, UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"'png' is not a base64 PNG ({exc})") from None
+    if arr.shape != (y1 - y0, x1 - x0, 2):
+        raise ValueError(f"PNG of {arr.shape[1]}x{arr.shape[0]} does not fill box {box}")
+    out[y0:y1, x0:x1] = arr[..., 1] / np.float32(SEMDIST_STEPS) - arr[..., 0].astype(np.float32)
+    return out
 
 
 def image_key(image_id: Any) -> str:
@@ -220,14 +305,16 @@ def _prediction(entry: dict, index: int, image_id: Any, size: tuple[int, int], b
     order = _field(entry, "order", (int,))
     if order is not None and order < 1:
         raise AnnotationError(f"detection 'order' must be a positive rank (1 = nearest), got {order}")
-    semdist = _field(entry, "semdist", (str,))
-    semdist_path = None
-    if semdist is not None:
-        semdist_path = (base / semdist) if base is not None else Path(semdist)
-        if not semdist_path.is_file():
-            raise AnnotationError(f"sem-dist map {semdist_path} not found")
+    semdist = _field(entry, "semdist", (str, dict))
+    if isinstance(semdist, dict):
+        if semdist.get("size") != list(size):
+            raise AnnotationError(f"inline sem-dist map has size {semdist.get('size')}, the image {list(size)}")
+    elif semdist is not None:
+        semdist = (base / semdist) if base is not None else Path(semdist)
+        if not semdist.is_file():
+            raise AnnotationError(f"sem-dist map {semdist} not found")
     return Prediction(image_id=image_id, mask=mask, score=score, category_id=category_id, visible=visible,
-                      occluded=occluded, order=order, semdist=semdist_path, index=index)
+                      occluded=occluded, order=order, semdist=semdist, index=index)
 
 
 #: What a segmentation evaluation scores: the amodal mask, or the visible or occluded part (Yin 2021, Table 1).

@@ -1,5 +1,5 @@
-"""Loss functions: the discriminative embedding loss (seed 002), the layering BCE (SLN Eq. 6), mask BCE,
-the sem-dist map derived from layering probabilities (SLN Eq. 1), and mean-shift decoding."""
+"""Loss functions: the discriminative embedding loss (seed 002), the layering BCE (SLN Eq. 6), the sem-dist
+map derived from layering probabilities (SLN Eq. 1), and mean-shift decoding."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.arcnn import mask_bce
 from models.embedding import discriminative_loss, downsample_labels, mean_shift
 from models.sln import derived_semdist, layering_bce
 
@@ -86,15 +85,6 @@ def test_derived_semdist_follows_eq1():
     probs[2, 0] = 0.1
     m = derived_semdist(probs)[:, 0, 0, 0]
     assert m.tolist() == pytest.approx([0.0, 0.8, 0.9 - 2])
-
-
-def test_mask_bce_picks_the_class_channel():
-    logits = torch.zeros(2, 3, 2, 2)
-    logits[0, 1] = 10.0
-    logits[1, 2] = -10.0
-    target = torch.stack([torch.ones(2, 2), torch.zeros(2, 2)])
-    assert float(mask_bce(logits, torch.tensor([2, 3]), target)) < 1e-3
-    assert float(mask_bce(logits, torch.tensor([1, 1]), target)) == pytest.approx(np.log(2), rel=1e-5)
 
 
 def test_mean_shift_groups_by_threshold():

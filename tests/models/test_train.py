@@ -92,7 +92,7 @@ def test_resume_continues_the_run_and_refuses_another(shards, tmp_path):
     run = tmp_path / "run"
     cfg = TrainConfig(model="sln", data=str(shards), out=str(run), max_iter=2, batch_size=2, size=64,
                       device="cpu", log_every=1, progress=False, warmup_iters=0,
-                      options={"widths": [8, 16, 16, 16], "channels": 16, "hidden": 16, "anchor_sizes": [16, 32, 64]})
+                      options={"backbone": "resnet18", "rpn_channels": 16, "hidden": 16, "anchor_sizes": [16, 32, 64]})
     train.train(cfg)
     first = load_checkpoint(run / "checkpoint.pt")
     cfg.max_iter = 4
