@@ -306,7 +306,7 @@ class ShardDataset(IterableDataset):
         self.size = (size, size) if isinstance(size, int) else tuple(size)
         self.max_level, self.layers, self.num_classes = max_level, layers, num_classes
         self.images = Path(images) if images is not None else None
-        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+        self.shuffle, self.seed, self.epoch, self._passes = shuffle, seed, 0, 0
         self.with_targets = with_targets
         dist = torch.distributed.is_available() and torch.distributed.is_initialized()
         self.rank = rank if rank is not None else (torch.distributed.get_rank() if dist else 0)
@@ -320,8 +320,10 @@ class ShardDataset(IterableDataset):
         return sum(p.stop - p.start for p in self.pieces())
 
     def set_epoch(self, epoch: int) -> None:
-        """Reseed the shuffle for a new epoch (call before iterating, as with ``DistributedSampler``)."""
-        self.epoch = epoch
+        """Reseed the shuffle for the next pass (call before iterating, as with ``DistributedSampler``). A copy
+        held by a persistent DataLoader worker never sees this call: it counts its own passes from the epoch
+        it was copied at, so its shuffle changes every epoch too."""
+        self.epoch, self._passes = epoch, 0
 
     def pieces(self, worker: int = 0, num_workers: int = 1) -> list[RowSlice]:
         """The row slices of this rank's ``worker``."""
@@ -331,7 +333,9 @@ class ShardDataset(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        rng = (np.random.default_rng([self.seed, self.epoch, self.rank, worker]) if self.shuffle else None)
+        epoch = self.epoch + self._passes
+        self._passes += 1
+        rng = (np.random.default_rng([self.seed, epoch, self.rank, worker]) if self.shuffle else None)
         pieces = self.pieces(worker, num_workers)
         if rng is not None:
             pieces = [pieces[i] for i in rng.permutation(len(pieces))]

@@ -49,6 +49,7 @@ def test_shuffle_changes_with_epoch_and_keeps_the_rows(tmp_path):
     write_tiny_shards(tmp_path, 8, 2)
     dataset = ShardDataset(tmp_path, 64, shuffle=True, seed=3, with_targets=False)
     first = _ids(dataset)
+    dataset.set_epoch(0)
     assert _ids(dataset) == first                                # same epoch, same order
     dataset.set_epoch(1)
     second = _ids(dataset)
@@ -146,3 +147,20 @@ def test_too_few_scenes_for_the_ranks(tmp_path):
     write_tiny_shards(tmp_path, 1, 1)
     with pytest.raises(ValueError, match="1 scenes cannot feed 2 ranks"):
         ShardDataset(tmp_path, 64, rank=0, world_size=2)
+
+
+def test_persistent_workers_shuffle_anew_every_epoch(tmp_path):
+    # a persistent worker's copy of the dataset never sees set_epoch: it counts its own passes
+    write_tiny_shards(tmp_path, 8, 2)
+    dataset = ShardDataset(tmp_path, 64, shuffle=True, seed=3, with_targets=False)
+    loader = DataLoader(dataset, batch_size=8, num_workers=1, collate_fn=collate, persistent_workers=True)
+    orders = []
+    for epoch in range(3):
+        dataset.set_epoch(epoch)
+        orders.append([i for b in loader for i in b["image_ids"]])
+    in_process = []
+    for epoch in range(3):
+        dataset.set_epoch(epoch)
+        in_process.append(_ids(dataset))
+    assert orders == in_process                              # the same epochs, in workers or not
+    assert all(sorted(o) == list(range(8)) for o in orders) and len({tuple(o) for o in orders}) == 3
