@@ -507,7 +507,7 @@ def eval_order(gt: Path, pred: Path, src_format: str | None, source: str, iou_th
 @reports_errors
 def eval_oracle(gt: Path, src_format: str | None, layers: list[int], classes: str, min_occlusion: float,
            annotator: str, json_out: Path | None, on_error: str) -> None:
-    """Score instance masks rebuilt from the first K layers of GT's layer stack (seed 002, Table 2)."""
+    """Score instance masks rebuilt from the first K layers of GT's layer stack (Liu et al. 2019, Table 2)."""
     from amodaldata.evaluation import evaluate_oracle
     from amodaldata.evaluation.report import oracle_table, write_json
 

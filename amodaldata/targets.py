@@ -1,9 +1,9 @@
 """Training targets derived from the layer stack: sem-dist maps and their decoders, layering maps, K-layer masks.
 
-Equations are those of the semantic layering network paper (SLN, seed ``000``): the sem-dist map
+Equations are those of the semantic layering network paper (SLN, Zhang et al. 2019): the sem-dist map
 M = C - L (Eq. 1), its modal and amodal decoders (Eq. 2, 3) and the pairwise depth map R_AB (Eq. 4, 5); the
 global and instance layering maps (Sec. 4.3, 4.4); and the layered masks of the layered-embedding net
-(seed ``002``, Sec. 3: per layer, a class map and an instance map of the k-th nearest object).
+(Liu et al. 2019, Sec. 3: per layer, a class map and an instance map of the k-th nearest object).
 """
 
 from __future__ import annotations
@@ -240,7 +240,7 @@ def instance_layering_crops(stack: LayerStack, region_ids: list[int], max_level:
     return region_crops(stack, region_ids, lambda rid: _layering_values(stack, rid, max_level), np.uint8, boxes)
 
 
-# -- K-layer masks of the layered-embedding net (seed 002, Sec. 3) ---------------------------------------
+# -- K-layer masks of the layered-embedding net (Liu et al. 2019, Sec. 3) ---------------------------------------
 @dataclass(frozen=True)
 class LayeredMasks:
     """Per layer k (0 = nearest): ``classes[k]`` the class of the (k+1)-th nearest object at each pixel and
@@ -283,7 +283,7 @@ def scene_targets(scene: Scene, *, max_level: int = 4, layers: int = 2, confiden
     - ``semdist`` float32 (N, H, W): Eq. 1 with C = ``confidence``
     - ``instance_layering`` uint8 (N, H, W); ``global_layering`` uint8 (H, W): Sec. 4.3-4.4, capped
     - ``layer_stack`` int32 (K, H, W): the full stack
-    - ``layered_classes``, ``layered_instances`` int32 (``layers``, H, W): seed 002's K-layer masks
+    - ``layered_classes``, ``layered_instances`` int32 (``layers``, H, W): Liu et al.'s (2019) K-layer masks
     - ``order_edges`` int64 (E, 2): (front, back) region-id pairs
 
     With ``crop=True`` the four per-region maps are :class:`RegionCrops` (each region's amodal box, the ROI of

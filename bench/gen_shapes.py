@@ -1,6 +1,6 @@
 """Shapes generation end to end into Parquet shards, against PNG-encoding the same images alone in the same run.
 
-The paper's setting (seed 002, Sec. 3): 256x256, 6 circles + 6 triangles + 6 rectangles per scene, every amodal
+The paper's setting (Liu et al. 2019, Sec. 3): 256x256, 6 circles + 6 triangles + 6 rectangles per scene, every amodal
 mask encoded (polygons and RLE), visible masks, order, layer stack and 64x64 targets, written by
 :func:`generators.tasks.generate_dataset` (the real path of ``amodaldata gen shapes``). Printed:
 

@@ -1,8 +1,8 @@
 """Synthetic amodal datasets with exact ground truth, written as Parquet shards.
 
-- :mod:`generators.shapes`: outlined shapes stacked in depth (layered-embeddings paper, seed ``002``, Sec. 3);
+- :mod:`generators.shapes`: outlined shapes stacked in depth (layered-embeddings paper, Liu et al. 2019, Sec. 3);
 - :mod:`generators.overlay`: unoccluded real objects pasted over other images (Li & Malik style; the COCOA
-  paper's synthetic data, seed ``001``, Sec. 5.1);
+  paper's synthetic data, Zhu et al. 2017, Sec. 5.1);
 - :mod:`generators.options`: each generator's options, parsed by the same code for ``amodaldata gen`` and for
   scenes generated while training (``models.train --generate``);
 - :mod:`generators.tasks`: shard tasks (seeded per shard, resumable), run in a process pool or on Ray;

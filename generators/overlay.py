@@ -1,5 +1,5 @@
 """Synthetic occlusion by pasting real objects over other images (Li & Malik style; the COCOA paper's synthetic
-amodal training data, seed ``001``, Sec. 5.1: "randomly overlaying objects masks from the original COCO dataset").
+amodal training data, Zhu et al. 2017, Sec. 5.1: "randomly overlaying objects masks from the original COCO dataset").
 
 Objects whose amodal mask is complete in a source dataset (occlusion rate 0 from the layer stack, not stuff,
 not touching the image frame, at least ``min_area`` pixels) are cut out with their mask and pasted, scaled

@@ -1,4 +1,4 @@
-"""The shapes dataset of the layered-embeddings paper (seed ``002``, Sec. 3): outlined shapes stacked in depth.
+"""The shapes dataset of the layered-embeddings paper (Liu et al. 2019, Sec. 3): outlined shapes stacked in depth.
 
 Paper default (:data:`PAPER`): a 256x256 white image; ``per_class`` circles, triangles and rectangles, shuffled;
 the draw order is the depth order (a later shape is nearer); each shape's anchor (the top-left corner of its unrotated
@@ -56,7 +56,7 @@ IMAGE_MODES = ("L", "RGB", "1")
 
 @dataclass(frozen=True)
 class ShapesConfig:
-    """Options of the shapes generator; the defaults are the paper's (seed ``002``, Sec. 3).
+    """Options of the shapes generator; the defaults are the paper's (Liu et al. 2019, Sec. 3).
 
     Attributes:
         size: side of the square image in pixels.
@@ -192,7 +192,7 @@ def _centred_template(name: str, max_side: float) -> np.ndarray:
     raise ValueError(f"unknown shape class {name!r}")
 
 
-#: The paper's setting (seed 002, Sec. 3).
+#: The paper's setting (Liu et al. 2019, Sec. 3).
 PAPER = ShapesConfig()
 
 
@@ -284,7 +284,7 @@ class Painted:
 
 
 def paint(config: ShapesConfig, shapes: Sequence[ShapeDraw]) -> Painted:
-    """Rasterise and paint the shapes front to back in one compiled pass (seed 002, Sec. 3: later = nearer).
+    """Rasterise and paint the shapes front to back in one compiled pass (Liu et al. 2019, Sec. 3: later = nearer).
 
     Each polygon is rasterised exactly as pycocotools does (:func:`generators.kernels.polygon_counts`). A
     shape's level at a pixel is the number of nearer shapes already laid there (the layer stack rule); a shape

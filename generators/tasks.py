@@ -28,7 +28,8 @@ from amodaldata.errors import FormatError
 from amodaldata.scene import Scene
 from amodaldata.shards import canonical_split, shard_name, write_dataset_card, write_shard
 
-#: Occlusion levels of the COCOA paper (seed 001, Sec. 5.1): none (q = 0), partial (0 < q <= .25), heavy (q > .25).
+#: Occlusion levels of the COCOA paper (Zhu et al. 2017, Sec. 5.1): none (q = 0), partial (0 < q <= .25),
+#: heavy (q > .25).
 PARTIAL_MAX = 0.25
 #: A worker reports progress every this many scenes.
 PROGRESS_EVERY = 20
@@ -48,7 +49,7 @@ class SceneGenerator(Protocol):
 
 @dataclass
 class ShardStats:
-    """Counts over the scenes of one or more shards (occlusion levels as in seed 001, Sec. 5.1)."""
+    """Counts over the scenes of one or more shards (occlusion levels as in Zhu et al. 2017, Sec. 5.1)."""
 
     scenes: int = 0
     regions: int = 0

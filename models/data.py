@@ -3,7 +3,7 @@
 Each row becomes a :class:`~amodaldata.scene.Scene` (:func:`amodaldata.shards.row_to_scene`); its image is
 decoded with PIL and resized (bilinear) to the chosen size, and its amodal masks are resampled (nearest, at
 pixel centres) to the same size *before* the layer stack is built, so every target — sem-dist maps (SLN Eq. 1),
-global and instance layering maps (SLN Sec. 4.3-4.4), K-layer masks (seed 002, Sec. 3), amodal and visible
+global and instance layering maps (SLN Sec. 4.3-4.4), K-layer masks (Liu et al. 2019, Sec. 3), amodal and visible
 masks, boxes — comes from one small layer stack (:func:`amodaldata.targets.scene_targets`). Two input
 policies: the dense models (SLN, the layered embedding net) take a square of ``size`` (images stretched, no
 letterbox, :func:`scene_sample`); the two-stage models take the aspect-preserving scale of torchvision and
@@ -362,8 +362,8 @@ STACKED = ("image", "global_layering", "layered_classes", "layered_instances")
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
     """Batch samples: ``images`` (a list when their sizes differ) and (with dense targets)
-    ``global_layering``, ``layered_classes``, ``layered_instances`` stacked; ``targets`` a list of per-image dicts of instance tensors (empty dicts
-    without targets); ``image_ids``, ``orig_sizes`` lists."""
+    ``global_layering``, ``layered_classes``, ``layered_instances`` stacked; ``targets`` a list of per-image
+    dicts of instance tensors (empty dicts without targets); ``image_ids``, ``orig_sizes`` lists."""
     same = len({tuple(s["image"].shape) for s in samples}) == 1
     batch: dict[str, Any] = {("images" if k == "image" else k): torch.stack([s[k] for s in samples])
                              for k in STACKED if k in samples[0] and same}

@@ -1,4 +1,4 @@
-"""The layered ground-truth oracle (Liu et al., seed 002, Sec. 5 and Table 2): how good can instance masks be
+"""The layered ground-truth oracle (Liu et al. 2019, Sec. 5 and Table 2): how good can instance masks be
 when only the first K layers of the scene are known?
 
 Each region's mask is rebuilt from the first K slices of the layer stack (its pixels at visibility level
@@ -21,7 +21,7 @@ from .groundtruth import Annotator, annotator_passes
 from .predictions import Prediction
 from .segmentation import MAX_DETS, MIN_OCCLUSION, SegmentationResult, average_results, evaluate_segmentation
 
-#: The K of seed 002's Table 2 and beyond.
+#: The K of Liu et al.'s (2019) Table 2 and beyond.
 DEFAULT_LAYERS = (1, 2, 3, 4, 5)
 
 

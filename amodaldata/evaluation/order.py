@@ -1,4 +1,4 @@
-"""Pairwise depth order (Zhu et al., seed 001, Sec. 5.2): for every pair of overlapping ground-truth regions,
+"""Pairwise depth order (Zhu et al. 2017, Sec. 5.2): for every pair of overlapping ground-truth regions,
 is the right one predicted in front?
 
 Ground-truth pairs are the regions whose amodal masks share a pixel; the truth is their position in the

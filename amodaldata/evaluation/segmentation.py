@@ -1,6 +1,6 @@
 """Amodal segmentation quality: COCO-style AP / AR, overall and per occlusion level (the COCOA protocol).
 
-The protocol of the official COCOA API (Zhu et al., seed 001, Sec. 5; amodalAPI ``amodaleval.py`` and
+The protocol of the official COCOA API (Zhu et al. 2017, Sec. 5; amodalAPI ``amodaleval.py`` and
 ``batchEval.py``), which is COCO's ``cocoeval`` with one area range and the ground truth filtered:
 
 - IoU thresholds .50:.05:.95, 101 recall points, max detections 1 / 10 / 100 / 1000, one area range;

@@ -1,4 +1,4 @@
-"""The K-layer oracle (seed 002, Table 2): masks from the first K layers of the stack, scored against the GT."""
+"""The K-layer oracle (Liu et al. 2019, Table 2): masks from the first K layers of the stack, scored against the GT."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ PAPER_TABLE_2 = {2: (0.8584, 0.9604, 0.8614, 0.8627), 3: (0.9703, 0.9901, 0.9802
 
 
 def test_paper_shapes_oracle_reproduces_table_2():
-    """On 200 scenes of the paper's shapes setting, the K-layer oracle scores what seed 002's Table 2 reports,
+    """On 200 scenes of the paper's shapes setting, the K-layer oracle scores what Liu et al.'s (2019) Table 2 reports,
     to 0.02 (the paper's own test set was 1,000 other random scenes)."""
     from generators.shapes import PAPER, generate_scene
 

@@ -1,4 +1,4 @@
-"""The shapes generator: the paper's setting (seed 002, Sec. 3), exact ground truth, picture/mask agreement."""
+"""The shapes generator: the paper's setting (Liu et al. 2019, Sec. 3), exact ground truth, picture/mask agreement."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Loss functions: the discriminative embedding loss (seed 002), the layering BCE (SLN Eq. 6), the sem-dist
+"""Loss functions: the discriminative embedding loss (Liu et al. 2019), the layering BCE (SLN Eq. 6), the sem-dist
 map derived from layering probabilities (SLN Eq. 1), and mean-shift decoding."""
 
 from __future__ import annotations
