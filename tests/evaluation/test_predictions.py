@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from amodaldata.errors import AnnotationError, GeometryError
-from amodaldata.evaluation.predictions import image_sizes, read_predictions
+from amodaldata.evaluation.predictions import (decode_semdist, encode_semdist, image_sizes, quantise_semdist,
+                                               read_predictions)
 from amodaldata.masks import Mask
 from amodaldata.scene import Scene
 
@@ -87,6 +88,37 @@ def test_semdist_of_the_wrong_shape(tmp_path):
     with pytest.raises(AnnotationError, match="shape"):
         pred.load_semdist()
     assert isinstance(pred.mask, Mask)
+
+
+def test_inline_semdist_keeps_the_levels_and_the_confidence_to_1_256():
+    m = np.zeros((20, 30), np.float32)
+    m[2:12, 5:25] = 0.7                                       # visible, C = 0.7
+    m[6:10, 8:14] = 0.6 - 2                                   # hidden behind two regions
+    m[15, 1] = -1.0                                           # level 1, C = 0
+    enc = encode_semdist(m)
+    assert enc["size"] == [20, 30] and enc["box"] == [1, 2, 25, 16]
+    back = decode_semdist(json.loads(json.dumps(enc)))
+    assert np.array_equal(np.floor(back), np.floor(m))                   # levels exact
+    assert np.abs(back - m).max() <= 0.5 / 256 + 1e-6                    # confidence to 1/256
+    assert np.array_equal(back, quantise_semdist(m)) and np.array_equal(decode_semdist(encode_semdist(back)), back)
+    assert np.array_equal(quantise_semdist(np.full((2, 2), 0.999, np.float32)), np.full((2, 2), 255 / 256))
+    assert not decode_semdist(encode_semdist(np.zeros((4, 4)))).any()
+    with pytest.raises(ValueError, match="levels must lie in 0..255"):
+        encode_semdist(np.full((2, 2), -300.0))
+
+
+def test_inline_semdist_errors_name_the_entry(tmp_path):
+    enc = encode_semdist(np.full((20, 30), 0.75, np.float32))
+    entry = {"image_id": 7, "segmentation": [1, 1, 4, 1, 4, 4], "score": 1}
+    with pytest.raises(AnnotationError, match=r"inline sem-dist map has size \[20, 30\], the image \[10, 30\]"):
+        read_predictions(write(tmp_path, [{**entry, "semdist": enc}]), {"7": (10, 30)})
+    path = write(tmp_path, [{**entry, "semdist": {**enc, "png": "not base64!"}},
+                            {**entry, "semdist": {**enc, "box": [0, 0, 31, 20]}}])
+    bad_png, bad_box = read_predictions(path, {"7": (20, 30)}).predictions
+    with pytest.raises(AnnotationError, match="entry 0.*bad inline sem-dist map: 'png' is not a base64 PNG"):
+        bad_png.load_semdist()
+    with pytest.raises(AnnotationError, match="entry 1.*outside the 20x30 map"):
+        bad_box.load_semdist()
 
 
 def test_prediction_shards_score_like_the_json_results(tmp_path, cocoa_json):

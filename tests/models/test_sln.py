@@ -227,3 +227,17 @@ def test_semdist_maps_round_trip_and_eval_order_scores_them(batch, folder, tmp_p
     got = json.loads(out.read_text())
     assert got == json.loads(json.dumps(expected))
     assert got["model"]["correct"] > 0 and got["model"]["accuracy"] == 1.0   # the ground truth's order
+
+
+def test_torchvision_backbone_weights_load_into_the_encoder():
+    # --pretrained: torchvision's names under backbone.body (its detection backbones, or a classification ResNet)
+    from torchvision.models import resnet18
+    from models.weights import load_state
+    torch.manual_seed(1)
+    body = {f"backbone.body.{k}": v for k, v in resnet18().state_dict().items() if not k.startswith("fc.")}
+    model = build_model("sln", TINY_SLN)
+    report = load_state(model, body, "resnet18")
+    assert sorted(report.loaded) == sorted(body) and not report.unexpected and not report.skipped
+    key = "backbone.body.layer4.1.conv2.weight"
+    assert torch.equal(model.state_dict()[key], body[key])
+    assert all(k.startswith(("glm.", "rpn.", "ilm.", "refine.")) for k in report.missing)
