@@ -10,7 +10,7 @@ The five built-in COCOA annotations are repeated (new image and annotation ids) 
   ``bench/targets.py``), and the layer stack alone (polygons -> RLE -> stack, the part every writer needs).
   Goal: each conversion at most 2x the reference.
 - Memory: each conversion leg, and ``stats`` (:func:`amodaldata.stats.compute_stats`), on each file size in a
-  fresh process: its peak resident memory (``ru_maxrss``, imports and compiled kernels included) and the part
+  fresh process: its peak resident memory (``VmHWM``, imports and compiled kernels included) and the part
   above its post-import baseline. Goal: under :data:`MEMORY_GOAL_MB` and flat as the input grows (the larger
   input's peak within :data:`FLAT` times the smaller's).
 
@@ -55,7 +55,14 @@ def scaled_copy(n: int, path: Path) -> Path:
 
 
 def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024        # Linux: KiB
+    """This process's peak resident memory in MB: Linux's ``VmHWM`` (of this program only: ``ru_maxrss``
+    keeps the parent's peak across fork and exec), else ``ru_maxrss``."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024                          # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
 
 
 def leg_shards(source: Path, work: Path) -> float:
