@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,10 @@ from click.testing import CliRunner
 from amodaldata import targets
 from amodaldata.masks import Mask
 from amodaldata.shards import read_shards
+from amodaldata.stats import compute_stats
 from cli import main
 from converters.cocoa import read_cocoa
+from converters.convert import convert
 
 
 def run(*args: str):
@@ -175,3 +178,45 @@ def test_a_rerun_after_a_killed_convert_removes_its_leftovers(cocoa_json, tmp_pa
     clean.mkdir()
     assert run("convert", "cocoa", cocoa_json, "--to", "cocoa", "--out", clean / "c.json").exit_code == 0
     assert (clean / "c.json").read_bytes() == out.read_bytes()
+
+
+@pytest.fixture
+def live_scenes(monkeypatch) -> dict:
+    """Every Scene made from now on, tracked weakly: ``most`` is the largest number alive at once."""
+    from amodaldata.scene import Scene
+
+    live: weakref.WeakSet = weakref.WeakSet()
+    seen = {"most": 0, "made": 0}
+    validate = Scene.__post_init__
+
+    def tracked(self) -> None:
+        validate(self)
+        live.add(self)
+        seen["made"] += 1
+        seen["most"] = max(seen["most"], len(live))
+
+    monkeypatch.setattr(Scene, "__post_init__", tracked)
+    return seen
+
+
+@pytest.fixture
+def many_cocoa(cocoa_raw, tmp_path) -> Path:
+    """A COCOA release file of 250 annotations: the demo's five repeated under fresh ids."""
+    images = [{**cocoa_raw["images"][k % 5], "id": k + 1} for k in range(250)]
+    annotations = [{**cocoa_raw["annotations"][k % 5], "image_id": k + 1, "id": k + 1} for k in range(250)]
+    path = tmp_path / "many.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations}))
+    return path
+
+
+def test_convert_to_parquet_streams_its_scenes(many_cocoa, live_scenes, tmp_path):
+    report = convert("cocoa", many_cocoa, "parquet", tmp_path / "shards")    # one shard of 1000 rows at most
+    assert report.scenes == live_scenes["made"] == 250
+    assert live_scenes["most"] <= 3     # the scene being read, the one being written, the one before it
+    assert sum(1 for _ in read_shards(tmp_path / "shards")) == 250
+
+
+def test_stats_streams_its_scenes(many_cocoa, live_scenes):
+    result = compute_stats(read_cocoa(many_cocoa))
+    assert result["summary"]["annotations"] == live_scenes["made"] == 250
+    assert live_scenes["most"] <= 3
