@@ -21,6 +21,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
+from amodaldata.atomic import atomic_path
 from amodaldata.errors import AmodalDataError
 
 from . import build_model
@@ -48,15 +49,25 @@ def predict_records(model: nn.Module, dataset: ShardDataset, device: torch.devic
 
 def evaluate_model(model: nn.Module, shards: str | Path, data: dict[str, Any], *, split: str | None = None,
                    images: str | None = None, device: torch.device = torch.device("cpu"),
-                   batch_size: int = 4) -> dict[str, float]:
-    """AP, AP50, AP75, AR100 and the heavy-occlusion AP of the model on ``shards`` (``amodaldata eval``)."""
+                   batch_size: int = 4, rank: int = 0, world_size: int = 1) -> dict[str, float]:
+    """AP, AP50, AP75, AR100 and the heavy-occlusion AP of the model on ``shards`` (``amodaldata eval``).
+
+    In a process group, every rank predicts its share of the rows and rank 0 scores them all (the others
+    return an empty dict)."""
     from amodaldata.evaluation import evaluate_segmentation
     from amodaldata.evaluation.predictions import image_sizes, predictions_from_entries
     from amodaldata.shards import read_shards
 
     sampler = make_sampler(data, train=False, images=images, with_targets=False)
-    dataset = ShardDataset(shards, split=split, rank=0, world_size=1, sampler=sampler, drop_remainder=False)
+    dataset = ShardDataset(shards, split=split, rank=rank, world_size=world_size, sampler=sampler,
+                           drop_remainder=False)
     records = predict_records(model, dataset, device, batch_size=batch_size)
+    if world_size > 1:
+        parts: list[list[dict[str, Any]] | None] = [None] * world_size
+        dist.all_gather_object(parts, records)
+        records = [r for part in parts for r in part or []]
+    if rank != 0:
+        return {}
     scenes = list(read_shards(shards, images, split=split))
     preds = predictions_from_entries(records, image_sizes(scenes))
     result = evaluate_segmentation(scenes, preds, class_aware=data["num_classes"] > 1, keep_matches=False)
@@ -102,13 +113,8 @@ def predict(checkpoint: str | Path, data: str | Path, out: str | Path, *, batch_
 
 
 def _write_json(out: Path, records: list[dict[str, Any]]) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(records))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _predict_rank(kwargs: dict[str, Any]) -> None:

@@ -46,6 +46,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from amodaldata.atomic import atomic_path
 from amodaldata.cpus import available_cpus
 from amodaldata.errors import AmodalDataError
 
@@ -123,6 +124,7 @@ class TrainConfig:
     amp: bool | None = None
     amp_dtype: str = "fp16"
     channels_last: bool = False
+    sync_bn: bool = False
     workers: int = 0
     seed: int = 0
     log_every: int = 20
@@ -231,6 +233,12 @@ def setup(device: str) -> Runtime:
     return Runtime(dist.get_rank(), dist.get_world_size(), dev, True)
 
 
+def _fast_cuda() -> None:
+    """TensorFloat-32 for the float32 matmuls and convolutions left outside autocast (Ampere and newer)."""
+    torch.set_float32_matmul_precision("high")
+    torch.backends.cudnn.allow_tf32 = True
+
+
 def make_optimizer(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
     """SGD (momentum; weight decay except on normalisation layers and biases, SLN Sec. 4.6) or Adam."""
     decay, no_decay = [], []
@@ -274,13 +282,9 @@ def autocast_settings(cfg: TrainConfig, device: torch.device) -> tuple[bool, tor
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write atomically: a temporary file beside it, then a rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    """Write atomically (:func:`amodaldata.atomic.atomic_path`)."""
+    with atomic_path(path) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -378,15 +382,10 @@ def _any_rank(flag: bool, rt: Runtime) -> bool:
 
 
 def validate(model: nn.Module, cfg: TrainConfig, rt: Runtime) -> dict[str, float]:
-    """AP / AR of the model on ``cfg.val`` (rank 0 predicts, others wait)."""
+    """AP / AR of the model on ``cfg.val``: every rank predicts its share, rank 0 scores (others get {})."""
     from .predict import evaluate_model
-    scores: dict[str, float] = {}
-    if rt.main:
-        scores = evaluate_model(model, cfg.val, cfg.data_config(), split=cfg.val_split, images=cfg.images,
-                                device=rt.device, batch_size=cfg.batch_size)
-    if rt.distributed:
-        dist.barrier()
-    return scores
+    return evaluate_model(model, cfg.val, cfg.data_config(), split=cfg.val_split, images=cfg.images,
+                          device=rt.device, batch_size=cfg.batch_size, rank=rt.rank, world_size=rt.world_size)
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -404,6 +403,12 @@ def train(cfg: TrainConfig) -> Path:
         if cfg.model != "sln":
             raise ValueError(f"--stage is SLN's staged schedule (Zhang et al. 2019 Sec. 4.6), not {cfg.model}'s")
         model.set_stage(cfg.stage)
+    if rt.device.type == "cuda":
+        _fast_cuda()
+    if cfg.sync_bn and rt.distributed:       # BatchNorm statistics over the global batch (from-scratch runs)
+        if rt.device.type != "cuda":
+            raise ValueError("--sync-bn needs CUDA: torch's SyncBatchNorm runs on GPUs only")
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.to(rt.device)
@@ -605,6 +610,7 @@ _HELP: dict[str, str] = {
     "val_split": "split of the --val shards", "eval_every": "iterations between validations (0: at the end only)",
     "device": "auto, cpu or cuda", "amp": "mixed precision (default: on with CUDA)", "amp_dtype": "fp16 needs CUDA",
     "channels_last": "channels-last memory format for convolutions (faster on tensor cores)",
+    "sync_bn": "synchronise BatchNorm statistics across ranks (training from scratch under DDP)",
     "workers": "DataLoader worker processes per rank", "seed": "random seed", "log_every": "steps between log records",
     "checkpoint_every": "iterations between checkpoints", "tensorboard": "also write TensorBoard events",
     "progress": "show the progress bar",

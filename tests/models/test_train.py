@@ -134,10 +134,13 @@ def test_ddp_on_cpu_with_gloo(shards, tmp_path):
     assert json.loads((run / "config.json").read_text())["model"] == "embedding"
 
 
-def test_ddp_two_stage(shards, tmp_path):
+def test_ddp_two_stage_with_validation_shared_by_the_ranks(shards, tmp_path):
     run = tmp_path / "run"
-    assert launch(_rcnn(shards, run, model="arcnn-add", batch_size=1, max_iter=1), nproc=2) == run / "checkpoint.pt"
+    cfg = _rcnn(shards, run, model="arcnn-add", batch_size=1, max_iter=1, val=str(shards))
+    assert launch(cfg, nproc=2) == run / "checkpoint.pt"
     assert load_checkpoint(run / "checkpoint.pt")["iteration"] == 1
+    validations = [r for r in _log(run) if "validation" in r]
+    assert len(validations) == 1 and set(validations[0]["validation"]) >= {"AP", "AP_heavy"}
 
 
 def test_a_non_finite_loss_stops_the_run_with_one_message(shards, tmp_path):
