@@ -91,12 +91,11 @@ class LayerStack:
         ``ids`` and ``count`` are returned as transposed views of the column-major arrays (same values, other
         strides); ``pixels`` turn row-major on access (:class:`RowMajorPixels`).
         """
-        from .stack_kernels import decode_runs, lay_runs
+        from .rle import runs
+        from .stack_kernels import lay_runs
 
         n_pix = height * width
-        raw = [c.encode("ascii") if isinstance(c, str) else bytes(c) for _, c in front_to_back]
-        text = np.frombuffer(b"".join(raw), dtype=np.uint8)
-        starts, ends, run_offsets, bad = decode_runs(text, np.cumsum([len(r) for r in raw], dtype=np.int64), n_pix)
+        starts, ends, run_offsets, bad = runs([c for _, c in front_to_back], n_pix)
         if bad >= 0:
             raise GeometryError(f"amodal RLE counts are not a valid mask of {height}x{width} pixels (a character "
                                 "outside '0'..'o', a number cut off, a negative run or runs not adding up to the "

@@ -2,6 +2,7 @@
 
 Rasterisation follows pycocotools exactly (``frPyObjects`` then ``merge`` for polygons, as COCO's
 ``annToRLE`` does), so a COCOA polygon rasterises to the release's ``area`` and ``visible_mask`` pixels.
+RLE text is read and written by :mod:`amodaldata.rle` (imported on first use, so polygons never pay for numba).
 """
 
 from __future__ import annotations
@@ -67,68 +68,13 @@ def _for_pycocotools(rle: dict) -> dict:
     return {"size": rle["size"], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
 
 
-def rle_numbers(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """The signed numbers of COCO compressed RLE text (one string or several joined), before the delta step,
-    and the index of each number's last character.
-
-    Each number is a little-endian sequence of 5-bit groups (char - 48; bit 0x20: more groups follow; bit 0x10
-    of the last group: negative). pycocotools' ``rleFrString``, vectorised.
-    """
-    c = np.frombuffer(raw, dtype=np.uint8).astype(np.int64) - 48
-    if c.size == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    ends = np.flatnonzero((c & 0x20) == 0)
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    group = np.arange(c.size) - np.repeat(starts, ends - starts + 1)
-    x = np.add.reduceat((c & 0x1F) << (5 * group), starts)
-    negative = (c[ends] & 0x10) != 0
-    x[negative] -= 1 << (5 * (group[ends[negative]] + 1))
-    return x, ends
-
-
-def rle_runs(counts: str | bytes) -> np.ndarray:
-    """Run lengths (int64) of a COCO compressed RLE ``counts`` string: from the fourth number on, each is stored
-    as the difference to the number two places before it (:func:`rle_numbers` reads the numbers)."""
-    x, _ = rle_numbers(counts.encode("ascii") if isinstance(counts, str) else counts)
-    x[1::2] = np.cumsum(x[1::2])    # number m > 2 is stored relative to number m - 2
-    x[2::2] = np.cumsum(x[2::2])
-    return x
-
-
-def _segmented_cumsum(values: np.ndarray, segment: np.ndarray) -> np.ndarray:
-    """Cumulative sums restarting at each new value of ``segment`` (sorted)."""
-    if values.size == 0:
-        return values
-    total = np.cumsum(values)
-    first = np.flatnonzero(np.concatenate(([True], segment[1:] != segment[:-1])))
-    offset = np.repeat(total[first] - values[first], np.diff(np.append(first, values.size)))
-    return total - offset
-
-
-def decode_rles(counts: list[str | bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decode many COCO compressed RLE strings at once (:func:`rle_numbers` on the joined text,
-    then the delta step of each string: from its fourth number on, each is stored as the difference to the
-    number two places before it). Returns, per run: its string's index, the flat position where it ends (the
-    cumulative run length) and its index in its string.
-    """
-    raw = [c.encode("ascii") if isinstance(c, str) else c for c in counts]
-    x, ends = rle_numbers(b"".join(raw))
-    if x.size == 0:
-        return x, x, x
-    owner = np.searchsorted(np.cumsum([len(r) for r in raw]), ends, side="right")
-    position = np.arange(x.size) - np.searchsorted(owner, owner)
-    # number m > 2 is stored relative to number m - 2: cumulative sums over each parity class from m = 1 and 2
-    for parity in (1, 2):
-        sel = np.flatnonzero((position >= parity) & (position % 2 == parity % 2))
-        x[sel] = _segmented_cumsum(x[sel], owner[sel])
-    return owner, _segmented_cumsum(x, owner), position
-
-
 def column_runs(counts: str | bytes, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The pixels of a compressed COCO RLE as column pieces: per piece its column x and its rows ``[y0, y1)``,
     by column then row. The runs are column-major and may wrap over several columns; each is split at the
     column ends."""
-    bounds = np.cumsum(rle_runs(counts))
+    from . import rle
+
+    bounds = np.cumsum(rle.run_lengths(counts))
     start, end = bounds[0::2][:bounds.size // 2], bounds[1::2]      # runs of ones: [start, end)
     keep = end > start
     start, end = start[keep], end[keep]
@@ -234,7 +180,10 @@ class Mask:
                 raise GeometryError("uncompressed RLE counts must be non-negative integers")
             if sum(counts) != height * width:
                 raise GeometryError(f"uncompressed RLE counts sum to {sum(counts)}, not {height}x{width}")
-            rle = cocomask.frPyObjects({"size": [int(height), int(width)], "counts": counts}, height, width)
+            from . import rle as codec
+
+            rle = {"size": [int(height), int(width)], "counts": codec.strings(np.asarray(counts, dtype=np.int64),
+                                                                               np.array([0, len(counts)]))[0]}
         elif not isinstance(counts, (str, bytes)):
             raise GeometryError(f"RLE 'counts' must be a string or a list, got {type(counts).__name__}")
         out = _compressed(rle)
@@ -246,7 +195,9 @@ class Mask:
             raise GeometryError("RLE counts string has characters outside COCO's alphabet ('0' to 'o')")
         if chars.size and (int(chars[-1]) - 48) & 0x20:
             raise GeometryError("RLE counts string ends in the middle of a number (truncated)")
-        runs = rle_runs(raw)
+        from . import rle as codec
+
+        runs = codec.run_lengths(raw)
         if (runs < 0).any() or int(runs.sum()) != height * width:
             raise GeometryError(f"RLE counts decode to {int(runs.sum())} pixels with "
                                 f"{int((runs < 0).sum())} negative run(s), not {height}x{width}")
@@ -293,13 +244,20 @@ class Mask:
                 rles = cocomask.frPyObjects(self._polygons, self.height, self.width)
                 self._rle = _compressed(cocomask.merge(rles))
             else:
-                self._rle = _compressed(cocomask.encode(np.asfortranarray(self._bitmap, dtype=np.uint8)))
+                from . import rle
+
+                self._rle = rle.encode(self._bitmap)
         return self._rle
 
     def to_bitmap(self) -> np.ndarray:
         """Bool array ``(h, w)``; cached, do not modify in place."""
         if self._bitmap is None:
-            self._bitmap = cocomask.decode(_for_pycocotools(self.to_rle())).astype(bool)
+            from . import rle
+
+            try:
+                self._bitmap = rle.decode(self.to_rle())
+            except ValueError as err:
+                raise GeometryError(str(err)) from None
         return self._bitmap
 
     def flat_indices(self) -> np.ndarray:

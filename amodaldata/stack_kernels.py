@@ -1,4 +1,5 @@
-"""Compiled loops (numba) over COCO RLE runs: the layer stack, the per-region crops, nearest resampling.
+"""Compiled loops (numba) over COCO RLE runs (decoded by :func:`amodaldata.rle.decode_runs`): the layer stack,
+the per-region crops, nearest resampling.
 
 Each kernel is the plain loop its caller documents; numpy versions of the same work need an image- or
 area-sized temporary per step (index expansion, gathers, scatters), which is what these loops save. Compiled on
@@ -14,69 +15,9 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def decode_runs(text: np.ndarray, text_ends: np.ndarray, n_pix: int
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """The runs of ones ``[start, end)`` (column-major flat positions) of several COCO compressed RLE strings
-    joined in ``text`` (uint8; string i ends at ``text_ends[i]``) on images of ``n_pix`` pixels, and
-    ``run_offsets`` (string i's runs are ``run_offsets[i]:run_offsets[i + 1]``).
-
-    pycocotools' ``rleFrString``: each number is little-endian 5-bit groups (char - 48; 0x20: more groups
-    follow; 0x10 in the last group: negative), and from the fourth number on it is stored as the difference to
-    the number two places before it. Counts alternate zeros and ones, zeros first. The last value is the index
-    of the first string that is not a valid RLE of ``n_pix`` pixels (a character outside '0'..'o', a number cut
-    off, a negative count, counts not adding up to ``n_pix``), -1 when all are: the runs are only meaningful
-    then, and nothing past ``n_pix`` is ever produced.
-    """
-    n = text_ends.size
-    capacity = text.size // 2 + n + 1          # a count takes at least one character; half of them are runs
-    starts = np.empty(capacity, dtype=np.int64)
-    ends = np.empty(capacity, dtype=np.int64)
-    run_offsets = np.zeros(n + 1, dtype=np.int64)
-    runs = 0
-    p = 0
-    for i in range(n):
-        position = 0
-        m = 0
-        back1 = 0                             # counts m - 1 and m - 2
-        back2 = 0
-        while p < text_ends[i]:
-            x = 0
-            k = 0
-            more = True
-            while more:
-                if p >= text_ends[i] or k > 12:
-                    return starts[:runs], ends[:runs], run_offsets, i
-                c = np.int64(text[p]) - 48
-                if c < 0 or c > 63:
-                    return starts[:runs], ends[:runs], run_offsets, i
-                x |= (c & 0x1F) << (5 * k)
-                more = (c & 0x20) != 0
-                p += 1
-                k += 1
-                if not more and (c & 0x10) != 0:
-                    x |= np.int64(-1) << (5 * k)
-            if m > 2:
-                x += back2
-            if x < 0 or position + x > n_pix:
-                return starts[:runs], ends[:runs], run_offsets, i
-            if m % 2 == 1 and x > 0:
-                starts[runs] = position
-                ends[runs] = position + x
-                runs += 1
-            position += x
-            back2 = back1
-            back1 = x
-            m += 1
-        if position != n_pix:
-            return starts[:runs], ends[:runs], run_offsets, i
-        run_offsets[i + 1] = runs
-    return starts[:runs], ends[:runs], run_offsets, -1
-
-
-@njit(cache=True, nogil=True)
 def lay_runs(starts: np.ndarray, ends: np.ndarray, run_offsets: np.ndarray, count: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The running-count pass over regions given as runs (nearest region first, see :func:`decode_runs`):
+    """The running-count pass over regions given as runs (nearest region first, see :func:`amodaldata.rle.decode_runs`):
     each region's pixels ``[start, end)`` are laid in turn, its level at a pixel being the number of nearer
     regions already there, and ``count`` (zeros, one per pixel, of the caller's dtype) is raised by one.
 
@@ -157,7 +98,7 @@ def column_major_box(pixels: np.ndarray, height: int) -> tuple[int, int, int, in
 @njit(cache=True, nogil=True)
 def resample_runs(starts: np.ndarray, ends: np.ndarray, run_offsets: np.ndarray, height: int, row: np.ndarray,
                   column: np.ndarray, out: np.ndarray) -> None:
-    """Nearest resampling of masks given as runs (:func:`decode_runs`) on a ``height``-row image: source pixel
+    """Nearest resampling of masks given as runs (:func:`amodaldata.rle.decode_runs`) on a ``height``-row image: source pixel
     (x, y) lands on target pixel (``column[x]``, ``row[y]``), or nowhere where either is -1 (each source row
     and column feeds at most one target one, as in downsampling). Sets ``out[i, column[x], row[y]]`` (bool,
     zeros, ``(n, w, h)``: each mask column-major) for every pixel of mask i; only the runs' pieces in kept

@@ -5,20 +5,8 @@ raster per region)."""
 from __future__ import annotations
 
 import numpy as np
-from pycocotools import mask as cocomask
 
 from .layers import LayerStack
-
-
-def _rle_of_runs(starts: np.ndarray, ends: np.ndarray, height: int, width: int) -> dict:
-    """Compressed COCO RLE of the column-major pixel runs ``[starts, ends)`` (sorted, disjoint, not touching)."""
-    bounds = np.empty(2 * starts.size, dtype=np.int64)
-    bounds[0::2], bounds[1::2] = starts, ends
-    counts = np.diff(np.concatenate(([0], bounds, [height * width]))).tolist()
-    if len(counts) > 1 and counts[-1] == 0:
-        counts.pop()
-    rle = cocomask.frPyObjects({"size": [height, width], "counts": counts}, height, width)
-    return {"size": [height, width], "counts": rle["counts"].decode("ascii")}
 
 
 class StackRuns:
@@ -72,8 +60,10 @@ class StackRuns:
         return groups
 
     def _rle(self, groups: dict, rid: int) -> dict:
+        from .rle import from_runs
+
         starts, ends = groups.get(rid, (np.zeros(0, np.int64), np.zeros(0, np.int64)))
-        return _rle_of_runs(starts, ends, self.height, self.width)
+        return from_runs(starts, ends, self.height, self.width)
 
     def visible_rle(self, rid: int) -> dict:
         """The region's visible part (level 0) as compressed RLE."""

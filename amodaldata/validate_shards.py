@@ -33,7 +33,7 @@ from pycocotools import mask as cocomask
 
 from .errors import DepthCycleError, GeometryError
 from .images import image_problem
-from .masks import Mask, normalise_polygons, rle_runs
+from .masks import Mask, normalise_polygons
 from .order import OcclusionOrder
 from .scene import Region, Scene
 from .shards import REQUIRED_COLUMNS, ROW_GROUP_SIZE, SCHEMA, shard_paths
@@ -289,7 +289,9 @@ class _Walker:
 
 def _column_major_pixels(mask: Mask) -> np.ndarray:
     """The mask's pixels as column-major flat indices, read from its RLE runs (no bitmap is decoded)."""
-    runs = rle_runs(mask.to_rle()["counts"])
+    from .rle import run_lengths
+
+    runs = run_lengths(mask.to_rle()["counts"])
     starts = np.cumsum(runs) - runs
     first, lengths = starts[1::2], runs[1::2]           # runs alternate background, foreground
     placed = np.cumsum(lengths) - lengths               # where each run's pixels begin in the output

@@ -1,5 +1,5 @@
 """A fast exact PNG encoder for generated scenes (the masks' COCO RLE text is written by
-:func:`generators.kernels.rle_strings`).
+:func:`amodaldata.rle.strings`).
 
 Deterministic and verified against PIL's decoder in the tests. It exists because PIL's PNG writer spends
 ~0.4 ms per image in fixed overhead and adaptive row filtering, more than a whole synthetic scene.

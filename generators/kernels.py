@@ -1,5 +1,5 @@
-"""Compiled loops of the generators (numba, the only module that imports it): pycocotools' polygon
-rasteriser re-implemented exactly, COCO's compressed RLE text code, and the shapes painter.
+"""Compiled loops of the generators (numba): pycocotools' polygon rasteriser re-implemented exactly, and the
+shapes painter (the counts become RLE text in :mod:`amodaldata.rle`).
 
 :func:`polygon_counts` gives the COCO RLE counts of one polygon bit for bit as pycocotools' ``rleFrPoly``
 (``maskApi.c``, what ``mask.frPyObjects`` runs), by doing the same integer and IEEE double operations in
@@ -167,41 +167,6 @@ def polygons_counts(coords: np.ndarray, starts: np.ndarray, chosen: np.ndarray, 
     for j in range(n):
         out[offsets[j]:offsets[j + 1]] = parts[j]
     return out, offsets
-
-
-@numba.njit(cache=True)
-def _rle_text(counts: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The compressed text of each counts list ``counts[offsets[i]:offsets[i + 1]]`` (see :func:`rle_strings`),
-    as ASCII codes concatenated, and each text's end."""
-    text = np.empty(counts.size * 8, np.uint8)      # a count below 2**39 takes at most 8 characters
-    ends = np.empty(offsets.size - 1, np.int64)
-    p = 0
-    for i in range(offsets.size - 1):
-        for j in range(offsets[i], offsets[i + 1]):
-            x = counts[j]
-            if j - offsets[i] > 2:
-                x -= counts[j - 2]
-            more = True
-            while more:
-                c = x & 0x1F
-                x >>= 5
-                more = x != -1 if c & 0x10 else x != 0
-                if more:
-                    c |= 0x20
-                text[p] = c + 48
-                p += 1
-        ends[i] = p
-    return text[:p], ends
-
-
-def rle_strings(counts: np.ndarray, offsets: np.ndarray) -> list[str]:
-    """COCO compressed RLE ``counts`` strings of the counts lists ``counts[offsets[i]:offsets[i + 1]]``: the
-    ``rleToString`` code of pycocotools (from the fourth count on, the difference to the count two places
-    back; 5 bits per character, bit 0x20 = more characters follow, offset 48)."""
-    text, ends = _rle_text(counts, offsets)
-    whole = text.tobytes().decode("ascii")
-    starts = [0, *ends[:-1].tolist()]
-    return [whole[a:b] for a, b in zip(starts, ends.tolist())]
 
 
 # -- the shapes painter ----------------------------------------------------------------------------------

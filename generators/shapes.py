@@ -32,11 +32,12 @@ import numpy as np
 
 from amodaldata.layers import LayerStack, RowMajorPixels, id_dtype
 from amodaldata.masks import Mask
+from amodaldata.rle import strings
 from amodaldata.order import OcclusionOrder
 from amodaldata.scene import Region, Scene
 
 from .encode import encode_png
-from .kernels import paint_shapes, polygons_counts, rle_strings, stack_shapes
+from .kernels import paint_shapes, polygons_counts, stack_shapes
 
 #: The classes of the paper, in class-id order (category ids 1, 2, 3).
 PAPER_CLASSES = ("circle", "triangle", "rectangle")
@@ -349,7 +350,7 @@ def generate_scene(config: ShapesConfig, rng: np.random.Generator, index: int, s
                                       config.mask_size, config.mask_size))
     firsts = np.cumsum([0] + [c.size for c, _ in groups])
     ends = [o[1:] + first for (_, o), first in zip(groups, firsts)]
-    texts = rle_strings(np.concatenate([c for c, _ in groups]), np.concatenate([[0], *ends]))
+    texts = strings(np.concatenate([c for c, _ in groups]), np.concatenate([[0], *ends]))
     regions = []
     for rid in range(1, m + 1):
         k = m - rid                                  # position in the nearest-first lists

@@ -122,15 +122,14 @@ def resize_scene(scene: Scene, height: int, width: int) -> Scene:
     if height <= scene.height and width <= scene.width:
         # downsampling: each source row/column feeds at most one target one, so invert the maps and walk the
         # masks' RLE runs (no full-size bitmap is decoded)
-        from amodaldata.stack_kernels import decode_runs, resample_runs
+        from amodaldata.rle import runs
+        from amodaldata.stack_kernels import resample_runs
 
         row = np.full(scene.height, -1, np.int64)
         col = np.full(scene.width, -1, np.int64)
         row[ys], col[xs] = np.arange(height), np.arange(width)
         raw = [r.amodal.to_pycocotools()["counts"] for r in scene.regions]
-        starts, ends, run_offsets, bad = decode_runs(np.frombuffer(b"".join(raw), dtype=np.uint8),
-                                                     np.cumsum([len(c) for c in raw], dtype=np.int64),
-                                                     scene.height * scene.width)
+        starts, ends, run_offsets, bad = runs(raw, scene.height * scene.width)
         if bad >= 0:
             raise GeometryError("amodal RLE counts are not a valid mask of the image",
                                 region_id=scene.regions[bad].id)

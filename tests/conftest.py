@@ -1,4 +1,4 @@
-"""Shared fixtures: the built-in real COCOA demo data (see amodaldata/data/cocoa/PROVENANCE.md)."""
+"""Shared fixtures: the built-in real COCOA demo data (see amodaldata/data/cocoa/PROVENANCE.md), random bitmaps."""
 
 from __future__ import annotations
 
@@ -69,3 +69,26 @@ def _scene_strategy():
 def random_scenes():
     """A hypothesis strategy of random scenes; draw from it with ``data.draw(random_scenes)``."""
     return _scene_strategy()
+
+
+def _bitmaps(seed: int, n: int, height: int, width: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        kind = rng.integers(3)
+        if kind == 0:      # noise: many short runs
+            out.append(rng.random((height, width)) < rng.uniform(0.05, 0.95))
+        elif kind == 1:    # a block: long runs, wrapping columns when it spans the height
+            m = np.zeros((height, width), dtype=bool)
+            y0, x0 = rng.integers(height), rng.integers(width)
+            m[y0:y0 + rng.integers(1, height + 1), x0:x0 + rng.integers(1, width + 1)] = True
+            out.append(m)
+        else:              # empty or full
+            out.append(np.full((height, width), bool(rng.integers(2))))
+    return out
+
+
+@pytest.fixture(scope="session")
+def random_bitmaps():
+    """``random_bitmaps(seed, n, height, width)``: n bool bitmaps, each noise, a block or empty/full."""
+    return _bitmaps

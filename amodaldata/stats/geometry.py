@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..masks import decode_rles
 
 if TYPE_CHECKING:
     from amodaldata.layers import LayerStack
@@ -62,7 +61,9 @@ class Pieces:
     @classmethod
     def from_rles(cls, counts: list[str | bytes], height: int, width: int) -> "Pieces":
         """From COCO compressed RLE ``counts`` strings (one mask each), decoding only the runs, all at once."""
-        mask, bounds, position = decode_rles(counts)
+        from ..rle import decode_many
+
+        mask, bounds, position = decode_many(counts)
         ones = position % 2 == 1                    # run m covers [bounds[m - 1], bounds[m]); odd runs are ones
         return cls.from_intervals(mask[ones], bounds[np.flatnonzero(ones) - 1], bounds[ones], len(counts),
                                   height, width)

@@ -1,5 +1,5 @@
 """The generators' compiled kernels against the references: the polygon rasteriser against pycocotools'
-``frPyObjects`` count for count, the compressed RLE text against ``mask.encode``, the painter's outline band
+``frPyObjects`` count for count, the painter's outline band
 against scipy's erosion. The painted scenes as a whole are checked in ``test_shapes.py``."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from pycocotools import mask as cocomask
 from scipy.ndimage import binary_dilation, binary_erosion, generate_binary_structure
 
-from amodaldata.masks import rle_runs
-from generators.kernels import paint_shapes, polygon_counts, polygons_counts, rle_strings
+from amodaldata.rle import run_lengths, strings
+from generators.kernels import paint_shapes, polygon_counts, polygons_counts
 from generators.shapes import QUANTUM
 
 # A triangle of a real generated scene with an edge whose walk hits an exact half-integer that floating point
@@ -27,8 +27,8 @@ def _reference(polygon: np.ndarray, height: int, width: int) -> str:
 def _check(polygon: np.ndarray, height: int, width: int) -> None:
     reference = _reference(polygon, height, width)
     counts = polygon_counts(np.ascontiguousarray(polygon, dtype=np.float64), height, width)
-    assert counts.tolist() == rle_runs(reference).tolist()
-    assert rle_strings(counts, np.array([0, counts.size])) == [reference]
+    assert counts.tolist() == run_lengths(reference).tolist()
+    assert strings(counts, np.array([0, counts.size])) == [reference]
 
 
 def _random_polygon(rng: np.random.Generator, kind: str, height: int, width: int) -> np.ndarray:
@@ -79,37 +79,7 @@ def test_polygons_counts_concatenates_the_chosen_scaled_polygons():
     chosen = np.array([4, 0, 5, 2])
     counts, offsets = polygons_counts(np.concatenate(polygons), starts, chosen, 0.35, 40, 30)
     for i, lo, hi in zip(chosen, offsets[:-1], offsets[1:]):
-        assert counts[lo:hi].tolist() == rle_runs(_reference(polygons[i] * 0.35, 40, 30)).tolist()
-
-
-def _bitmap_counts(mask: np.ndarray) -> list[int]:
-    """COCO RLE counts of a bool bitmap: column-major runs, zeros first."""
-    flat = mask.T.ravel()
-    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    bounds = np.concatenate(([0], change, [flat.size]))
-    runs = np.diff(bounds).tolist()
-    return ([0] + runs) if flat.size and flat[0] else runs
-
-
-@settings(max_examples=150, deadline=None)
-@given(st.data())
-def test_rle_strings_equal_pycocotools(data):
-    h, w = data.draw(st.integers(1, 12)), data.draw(st.integers(1, 12))
-    masks = [np.array(data.draw(st.lists(st.booleans(), min_size=h * w, max_size=h * w))).reshape(h, w)
-             for _ in range(data.draw(st.integers(1, 4)))]
-    counts = [_bitmap_counts(m) for m in masks]
-    offsets = np.cumsum([0] + [len(c) for c in counts])
-    got = rle_strings(np.array(sum(counts, []), dtype=np.int64), offsets)
-    assert got == [cocomask.encode(np.asfortranarray(m.astype(np.uint8)))["counts"].decode() for m in masks]
-
-
-def test_rle_strings_long_runs():
-    mask = np.zeros((300, 300), dtype=bool)
-    mask[10:290, 5:295] = True
-    mask[0, :] = True                             # runs of one pixel between long ones: large negative deltas
-    counts = _bitmap_counts(mask)
-    assert rle_strings(np.array(counts), np.array([0, len(counts)])) == \
-        [cocomask.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"].decode()]
+        assert counts[lo:hi].tolist() == run_lengths(_reference(polygons[i] * 0.35, 40, 30)).tolist()
 
 
 def _octagon(radius: int) -> np.ndarray:
