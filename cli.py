@@ -548,20 +548,15 @@ def gen_group() -> None:
 
 def _run_generator(config: Any, n: int, out: Path, seed: int, split: str, scenes_per_shard: int,
                    workers: int | None, engine: str, progress: bool) -> None:
-    import signal
     from concurrent.futures.process import BrokenProcessPool
 
     from amodaldata.shards import canonical_split
     from generators.tasks import generate_dataset
 
-    def terminate(signum: int, frame: Any) -> None:    # a job scheduler's SIGTERM: stop as Ctrl-C does
-        raise KeyboardInterrupt
-
     def done() -> str:
         shards = len(list(out.glob(f"{canonical_split(split)}-*.parquet")))
         return f"{shards} shard(s) complete in {out}; rerun the same command to resume"
 
-    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         report = generate_dataset(config, out, n, seed=seed, split=split, scenes_per_shard=scenes_per_shard,
                                   workers=workers, engine=engine, progress=progress)
@@ -573,8 +568,6 @@ def _run_generator(config: Any, n: int, out: Path, seed: int, split: str, scenes
             raise
         click.echo(f"interrupted: {done()}", err=True)
         sys.exit(130)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     click.echo(report.summary())
 
 

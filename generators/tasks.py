@@ -2,9 +2,9 @@
 generator seeded with ``(seed, i)``, so the bytes do not depend on how the shards are run (DESIGN.md, "Scale").
 
 :func:`generate_dataset` plans the shards, skips the ones already on disk (resumption: a shard appears under
-its final name only once complete, via :func:`amodaldata.shards.write_shard`), runs the rest in-process, in a
-process pool (``workers``) or as Ray tasks (``engine="ray"``, imported only then), shows a progress bar in
-scenes/s, and ends with a summary and the dataset card. A small manifest (``.generate-{split}.json``) records
+its final name only once complete, via :func:`amodaldata.shards.write_shard`), runs the rest with
+:func:`amodaldata.engines.run_tasks` (in-process, a process pool of ``workers``, or Ray tasks with
+``engine="ray"``; signals and progress are the engine's), and ends with a summary and the dataset card. A small manifest (``.generate-{split}.json``) records
 what the folder holds, so a rerun with other options is refused instead of mixing two datasets.
 """
 
@@ -13,9 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import threading
 import time
-from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
@@ -23,7 +21,7 @@ from typing import Any, Callable, Iterator, Protocol
 import numpy as np
 import pyarrow.parquet as pq
 
-from amodaldata.cpus import available_cpus
+from amodaldata.engines import check_engine, run_tasks
 from amodaldata.errors import FormatError
 from amodaldata.scene import Scene
 from amodaldata.shards import canonical_split, shard_name, write_dataset_card, write_shard
@@ -151,193 +149,6 @@ def run_task(task: ShardTask, on_scenes: Callable[[int], None] | None = None) ->
     return ShardResult(task.index, stats, skipped=False)
 
 
-# -- process pool ---------------------------------------------------------------------------------------------
-# A spawned worker ignores Ctrl-C (SIGINT): the main process decides. On Ctrl-C it stops handing out shards and
-# waits for the ones in progress, which are written whole; a second Ctrl-C stops the workers at once.
-_PROGRESS: Any = None
-#: In a spawned worker: set once the process that started it is gone.
-_PARENT_GONE = threading.Event()
-#: In a spawned worker: whether a task is running.
-_RUNNING = False
-#: Seconds an orphaned worker's task gets to stop (it checks at each progress report) before the worker exits.
-ORPHAN_GRACE = 10.0
-
-
-class _Orphaned(Exception):
-    """Raised in a spawned worker's task once the process that started it is gone."""
-
-
-def _init_worker(progress_queue: Any) -> None:
-    import signal
-
-    global _PROGRESS
-    _PROGRESS = progress_queue
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _watch_parent()
-
-
-def _watch_parent() -> None:
-    """End this worker when the process that started it dies (killed, say): a spawned worker holds both ends
-    of the pool's queues, so it would otherwise wait for work forever. A running task stops at its next
-    progress report and removes its temporary shard file (the finished shards stay; a rerun resumes)."""
-    import multiprocessing
-    from multiprocessing.connection import wait
-
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-
-    def watch() -> None:
-        wait([parent.sentinel])
-        _PARENT_GONE.set()
-        if _RUNNING:
-            time.sleep(ORPHAN_GRACE)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="amodaldata-parent-watch", daemon=True).start()
-
-
-def _report(k: int) -> None:
-    """A spawned worker's progress report (every :data:`PROGRESS_EVERY` scenes), where an orphan stops."""
-    if _PARENT_GONE.is_set():
-        raise _Orphaned
-    _PROGRESS.put(k)
-
-
-def _pool_task(task: ShardTask) -> ShardResult:
-    global _RUNNING
-    _RUNNING = True
-    try:
-        return run_task(task, _report)
-    except _Orphaned:
-        os._exit(1)               # the temporary shard file is removed by now; nobody is left to report to
-    finally:
-        _RUNNING = False
-
-
-@contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """Ignore SIGINT in this block, so that processes started in it inherit that from the start (a worker
-    interrupted while importing would print a traceback). Only the main thread can set signals; elsewhere
-    the workers ignore SIGINT from their initializer on."""
-    import signal
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _run_pool(tasks: list[ShardTask], workers: int, advance: Callable[[int], None]) -> list[ShardResult]:
-    """Run the tasks on ``workers`` processes: this one and ``workers - 1`` spawned ones.
-
-    A spawned worker needs about a second to start (it imports numpy, pyarrow, numba and loads the compiled
-    kernels); this process, already started, takes tasks from the back of the list meanwhile. Each spawned
-    worker holds one task at a time and gets the next one from the front the moment it finishes, so at the
-    end no process waits on more than the one task another is finishing. Once no task is left to hand out,
-    the pool is shut down without waiting: idle workers exit while the others finish, and the results are
-    returned without waiting for the workers' interpreters to tear down (~0.2 s each). Which process writes a
-    shard does not change its bytes. The first failure, or Ctrl-C, stops the handing out of tasks, lets the
-    tasks already running finish their shards (each is written whole or not at all) and is raised.
-    """
-    import multiprocessing
-    from concurrent.futures import Future, ProcessPoolExecutor, wait
-
-    ctx = multiprocessing.get_context("spawn")
-    # written synchronously by the workers, so a task's progress is all in the pipe before its result arrives
-    progress = ctx.SimpleQueue()
-    todo = deque(tasks)
-    # guards todo, futures and failed; re-entrant: a callback added to a future already done runs at once
-    lock = threading.RLock()
-    futures: list[Future] = []
-    failed: list[BaseException] = []
-    results: list[ShardResult] = []
-    pool = ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx, initializer=_init_worker,
-                               initargs=(progress,))
-
-    def hand_out(finished: Future | None = None) -> None:
-        with lock:
-            if finished is not None and not finished.cancelled() and finished.exception() is not None:
-                failed.append(finished.exception())
-            if todo and not failed:
-                future = pool.submit(_pool_task, todo.popleft())
-                futures.append(future)
-                future.add_done_callback(hand_out)
-
-    def here(k: int) -> None:          # progress of this process's task, and of the spawned ones meanwhile
-        advance(k)
-        _drain(progress, advance)
-
-    spawned: set[Any] = set()
-    try:
-        before = set(multiprocessing.active_children())
-        with _sigint_ignored():
-            for _ in range(workers - 1):
-                hand_out()                # starts the workers
-        spawned = set(multiprocessing.active_children()) - before
-        while True:
-            with lock:
-                if failed:
-                    raise failed[0]
-                task = todo.pop() if todo else None
-                if not todo:
-                    pool.shutdown(wait=False)     # nothing left to hand out
-            if task is None:
-                break
-            results.append(run_task(task, here))
-        while True:                   # the spawned workers' last tasks
-            with lock:
-                pending = [f for f in futures if not f.done()]
-            if not pending:
-                break
-            wait(pending, timeout=0.2)
-            _drain(progress, advance)
-        results.extend(f.result() for f in futures)
-    except BaseException:
-        with lock:
-            todo.clear()
-            running = [f for f in futures if not f.cancel()]
-        try:
-            wait(running)             # the shards in progress are finished; none is left half-written
-        except KeyboardInterrupt:     # a second Ctrl-C: stop at once (a rerun removes their temporary files)
-            for process in spawned:
-                process.terminate()
-        pool.shutdown(wait=True)
-        raise
-    _drain(progress, advance)
-    return results
-
-
-def _drain(progress: Any, advance: Callable[[int], None]) -> None:
-    while not progress.empty():
-        advance(progress.get())
-
-
-# -- Ray --------------------------------------------------------------------------------------------------------
-def _run_ray(tasks: list[ShardTask], advance: Callable[[int], None]) -> list[ShardResult]:
-    """The same shard tasks as Ray tasks (on the cluster ``ray.init()`` finds, or a local one). The output folder
-    must be reachable from every node (shared storage)."""
-    import ray
-
-    if not ray.is_initialized():
-        ray.init()
-    remote = ray.remote(run_task)
-    refs = {remote.remote(task): task for task in tasks}
-    results = []
-    while refs:
-        ready, _ = ray.wait(list(refs), num_returns=1)
-        for ref in ready:
-            task = refs.pop(ref)
-            result = ray.get(ref)
-            advance(task.stop - task.start)
-            results.append(result)
-    return results
-
-
 # -- the whole dataset ------------------------------------------------------------------------------------------
 @dataclass
 class GenerationReport:
@@ -441,8 +252,7 @@ def generate_dataset(generator: SceneGenerator, out: str | Path, n: int, *, seed
     ``split`` is used under its Hugging Face name (``val`` -> ``validation``,
     :func:`amodaldata.shards.canonical_split`) in the shard and image file names.
     """
-    if engine not in ("local", "ray"):
-        raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
+    check_engine(engine)
     split = canonical_split(split)
     tasks = plan(generator, out, n, seed=seed, split=split, scenes_per_shard=scenes_per_shard)
     out = Path(out)
@@ -452,7 +262,7 @@ def generate_dataset(generator: SceneGenerator, out: str | Path, n: int, *, seed
         try:
             _check_manifest(out, {"generator": generator.name, "options": generator.describe(), "n": n,
                                   "seed": seed, "split": split, "scenes_per_shard": scenes_per_shard})
-            report = _run_tasks(generator, tasks, out, split, workers, engine, progress)
+            report = _write_missing(generator, tasks, out, split, workers, engine, progress)
         except BaseException:
             _forget_failed_start(out, split, created)
             raise
@@ -463,8 +273,8 @@ def generate_dataset(generator: SceneGenerator, out: str | Path, n: int, *, seed
     return report
 
 
-def _run_tasks(generator: SceneGenerator, tasks: list[ShardTask], out: Path, split: str, workers: int | None,
-               engine: str, progress: bool) -> GenerationReport:
+def _write_missing(generator: SceneGenerator, tasks: list[ShardTask], out: Path, split: str,
+                   workers: int | None, engine: str, progress: bool) -> GenerationReport:
     """Write the shards not yet on disk (stale temporary files of killed runs removed first) and count them all."""
     for stale in out.glob(f".{split}-*.parquet.*.tmp"):     # left by a killed run; never a final name
         stale.unlink(missing_ok=True)
@@ -473,28 +283,11 @@ def _run_tasks(generator: SceneGenerator, tasks: list[ShardTask], out: Path, spl
     report = GenerationReport(out, [t.path for t in tasks], written=len(todo), skipped=len(finished))
     for task in finished:
         report.stats.merge(ShardStats.of_shard(task.path))
-    bar = None
-    if progress and todo:
-        from tqdm import tqdm
-
-        bar = tqdm(total=sum(t.stop - t.start for t in todo), unit=" scenes", desc=f"gen {generator.name}",
-                   smoothing=0.1)
-    advance = bar.update if bar is not None else (lambda k: None)
     start = time.perf_counter()
-    try:
-        if not todo:
-            results = []
-        elif engine == "ray":
-            results = _run_ray(todo, advance)
-        else:
-            workers = min(workers or available_cpus(), len(todo))
-            results = ([run_task(t, advance) for t in todo] if workers == 1
-                       else _run_pool(todo, workers, advance))
-    finally:
-        if bar is not None:
-            bar.close()
+    results = run_tasks(run_task, todo, engine=engine, workers=workers, sizes=[t.stop - t.start for t in todo],
+                        progress=f"gen {generator.name}" if progress else "", unit=" scenes")
     report.seconds = time.perf_counter() - start
-    for result in sorted(results, key=lambda r: r.index):
+    for result in results:
         report.stats.merge(result.stats)
     return report
 

@@ -62,10 +62,11 @@ def test_workers_do_not_change_the_bytes(tmp_path):
 def test_the_pool_reports_every_scene_once(tmp_path):
     """Progress from both processes adds up to the scene count by the time the results are returned (the
     pool is not waited for, so the spawned worker's reports must all be in before its last result)."""
-    from generators.tasks import _run_pool
+    from amodaldata.engines import run_pool
+    from generators.tasks import run_task
 
     seen: list[int] = []
-    results = _run_pool(plan(SMALL, tmp_path, 130, seed=2, scenes_per_shard=13), 2, seen.append)
+    results = run_pool(run_task, plan(SMALL, tmp_path, 130, seed=2, scenes_per_shard=13), 2, seen.append)
     assert sum(seen) == 130
     assert sorted(r.index for r in results) == list(range(10))
     assert sum(r.stats.scenes for r in results) == 130
@@ -77,14 +78,15 @@ def test_a_failing_shard_stops_the_pool_and_raises(tmp_path, broken):
     reaches the caller (the broken task's folder is a file, so its shard cannot be written)."""
     from dataclasses import replace
 
-    from generators.tasks import _run_pool
+    from amodaldata.engines import run_pool
+    from generators.tasks import run_task
 
     (tmp_path / "not-a-folder").write_text("")
     tasks = plan(SMALL, tmp_path / "out", 8, seed=1, scenes_per_shard=2)
     k = 0 if broken == "first" else -1
     tasks[k] = replace(tasks[k], out=tmp_path / "not-a-folder")
     with pytest.raises(OSError):
-        _run_pool(tasks, 2, lambda n: None)
+        run_pool(run_task, tasks, 2, lambda n: None)
     assert not list((tmp_path / "out").glob(".*.tmp"))     # nothing half-written left behind
 
 
