@@ -13,7 +13,7 @@ so per-region maps cost only that region's pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator, Mapping
+from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -86,10 +86,7 @@ class LayerStack:
     def from_rles(cls, front_to_back: list[tuple[int, str | bytes]], height: int, width: int) -> "LayerStack":
         """Build the stack from ``(region id, COCO compressed RLE counts)`` pairs listed nearest first, straight
         from the runs: RLE runs are column-major, so the running count walks memory in runs, which is what
-        makes the stack cheap.
-
-        ``ids`` and ``count`` are returned as transposed views of the column-major arrays (same values, other
-        strides); ``pixels`` turn row-major on access (:class:`RowMajorPixels`).
+        makes the stack cheap (laid out as :meth:`from_laid` describes).
         """
         from .rle import runs
         from .stack_kernels import lay_runs
@@ -102,12 +99,26 @@ class LayerStack:
                                 "image)", region_id=front_to_back[bad][0])
         count = _counter(len(front_to_back), n_pix)
         pixels, levels, area_offsets = lay_runs(starts, ends, run_offsets, count)
-        rids = [rid for rid, _ in front_to_back]
-        ids = _slices(rids, pixels, levels, area_offsets, count)
+        return cls.from_laid([rid for rid, _ in front_to_back], pixels, levels, area_offsets, count, height, width)
+
+    @classmethod
+    def from_laid(cls, front_to_back: Sequence[int], pixels: np.ndarray, levels: np.ndarray, offsets: np.ndarray,
+                  count: np.ndarray, height: int, width: int, ids: np.ndarray | None = None) -> "LayerStack":
+        """The stack of regions already laid in column-major pixel order (``x * H + y``, as RLE runs come) by
+        the running count: region ``front_to_back[i]`` (nearest first) has the pixels
+        ``pixels[offsets[i]:offsets[i + 1]]`` (unique) at the levels ``levels[offsets[i]:offsets[i + 1]]``, and
+        ``count`` (flat, column-major, unsigned) is the number of regions at each pixel. ``ids``, the slices flat
+        (slice-major, then column-major), when the caller has filled them already; else they are filled here.
+
+        ``ids`` and ``count`` are kept as transposed views of the column-major arrays (same values, other
+        strides); ``pixels`` turn row-major on access (:class:`RowMajorPixels`).
+        """
+        rids = [int(rid) for rid in front_to_back]
+        if ids is None:
+            ids = _slices(rids, pixels, levels, offsets, count)
         return cls(ids=ids.reshape(-1, width, height).transpose(0, 2, 1), count=count.reshape(width, height).T,
-                   front_to_back=tuple(rids),
-                   pixels=RowMajorPixels(_split(rids, pixels, area_offsets), height, width),
-                   levels=_split(rids, levels, area_offsets))
+                   front_to_back=tuple(rids), pixels=RowMajorPixels(_split(rids, pixels, offsets), height, width),
+                   levels=_split(rids, levels, offsets))
 
     # -- shape ----------------------------------------------------------------------------------------
     @property

@@ -115,6 +115,15 @@ class Scene:
 
         return LayerStack.from_scene(self)
 
+    def set_layers(self, stack: "LayerStack") -> None:
+        """Give the scene its layer stack when the caller built it with the pixels (a generator that laid the
+        regions itself), so that it is not computed again; it must be what :attr:`layers` would compute."""
+        if stack.shape != (self.height, self.width) or sorted(stack.front_to_back) != sorted(r.id for r in
+                                                                                            self.regions):
+            raise ValueError(f"a layer stack of {stack.shape} over regions {sorted(stack.front_to_back)} does not "
+                             f"fit scene {self.id!r}")
+        self.__dict__["layers"] = stack
+
     def invalidate(self) -> None:
         """Forget the cached layer stack after an in-place change."""
         self.__dict__.pop("layers", None)

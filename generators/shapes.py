@@ -30,7 +30,7 @@ from typing import ClassVar, Iterator, Sequence
 
 import numpy as np
 
-from amodaldata.layers import LayerStack, RowMajorPixels, id_dtype
+from amodaldata.layers import LayerStack, id_dtype
 from amodaldata.masks import Mask
 from amodaldata.rle import strings
 from amodaldata.order import OcclusionOrder
@@ -375,11 +375,6 @@ def generate_scene(config: ShapesConfig, rng: np.random.Generator, index: int, s
                   extra={"generator": "shapes"})
     # The stack of the pixels painted above, equal to LayerStack.from_scene(scene) (see the tests): computed once,
     # column-major as from_scene builds it.
-    bounds = painted.pixel_offsets.tolist()
-    scene.layers = LayerStack(
-        ids=ids.reshape(painted.depth, size, size).transpose(0, 2, 1), count=painted.count.reshape(size, size).T,
-        front_to_back=tuple(rids),
-        pixels=RowMajorPixels({rid: painted.pixels[bounds[k]:bounds[k + 1]] for k, rid in enumerate(rids)},
-                              size, size),
-        levels={rid: painted.levels[bounds[k]:bounds[k + 1]] for k, rid in enumerate(rids)})
+    scene.set_layers(LayerStack.from_laid(rids, painted.pixels, painted.levels, painted.pixel_offsets, painted.count,
+                                          size, size, ids=ids))
     return scene

@@ -174,3 +174,34 @@ def test_stack_ids_use_the_narrowest_type_and_keep_every_id(big_id, dtype):
     assert set(np.unique(stack.ids).tolist()) == {0, 7, big_id}
     assert stack.padded(3).dtype in (np.int32, np.int64)
     assert np.array_equal(stack.padded(3)[:2], stack.ids)
+
+
+def test_a_stack_of_already_laid_pixels_equals_the_computed_one(random_bitmaps):
+    """``from_laid`` with the running count done by the caller (as the shapes generator does) gives the stack
+    ``from_rles`` computes, with the slices filled here or given; a scene takes it instead of computing it."""
+    from amodaldata import rle
+    from amodaldata.stack_kernels import lay_runs
+
+    h, w = 9, 13
+    bitmaps = random_bitmaps(3, 5, h, w)
+    texts = [rle.encode(b)["counts"] for b in bitmaps]
+    rids = [5, 2, 9, 1, 4]
+    expected = LayerStack.from_rles(list(zip(rids, texts)), h, w)
+    starts, ends, run_offsets, _ = rle.runs(texts, h * w)
+    count = np.zeros(h * w, dtype=np.uint8)
+    pixels, levels, offsets = lay_runs(starts, ends, run_offsets, count)
+    stack = LayerStack.from_laid(rids, pixels, levels, offsets, count, h, w)
+    given_ids = LayerStack.from_laid(rids, pixels, levels, offsets, count, h, w,
+                                     ids=np.ascontiguousarray(expected.ids.transpose(0, 2, 1)).ravel())
+    for got in (stack, given_ids):
+        assert np.array_equal(got.ids, expected.ids) and np.array_equal(got.count, expected.count)
+        assert got.front_to_back == expected.front_to_back
+        for rid in rids:
+            assert np.array_equal(got.amodal(rid), expected.amodal(rid))
+            assert np.array_equal(got.level_map(rid), expected.level_map(rid))
+    scene = Scene(1, h, w, [Region(rid, Mask.from_bitmap(b)) for rid, b in zip(rids, bitmaps)],
+                  OcclusionOrder({(a, b) for i, a in enumerate(rids) for b in rids[i + 1:]}))
+    scene.set_layers(stack)
+    assert scene.layers is stack
+    with pytest.raises(ValueError, match="does not fit"):
+        Scene(2, h, w + 1, []).set_layers(stack)
