@@ -18,7 +18,6 @@ A prediction without a visible mask is filled whole. Pure PIL + numpy.
 from __future__ import annotations
 
 import colorsys
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -26,6 +25,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .atomic import atomic_path
 from .errors import AmodalDataError, AnnotationError, FormatError
 from .images import decode_rgb
 from .layers import LayerStack
@@ -517,11 +517,6 @@ def save_image(picture: Image.Image, out: str | Path) -> Path:
     if fmt is None:
         raise FormatError(f"cannot tell an image format from the suffix {out.suffix!r} (use .png or .jpg)",
                           file=str(out))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(out) as tmp:
         picture.save(tmp, format=fmt)          # created with the usual permissions (umask), unlike mkstemp
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ import numpy as np
 import shapely
 from pycocotools import mask as cocomask
 
+from .atomic import atomic_path
 from .errors import AnnotationError
 from .images import MAX_SIDE, image_problem
 from .layers import LayerStack
@@ -184,12 +184,8 @@ def validate_file(path: str | Path, layout: Layout, *, images: str | Path | None
         walker.instances(data)
     if fix_out is not None and report.fixed:
         fix_out = Path(fix_out)
-        tmp = fix_out.with_name(f".{fix_out.name}.{os.getpid()}.tmp")
-        try:
+        with atomic_path(fix_out) as tmp:
             tmp.write_text(json.dumps(data, separators=(",", ":")))
-            os.replace(tmp, fix_out)
-        finally:
-            tmp.unlink(missing_ok=True)
         report.fixed_file = fix_out
     return report
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import inspect
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from amodaldata.atomic import atomic_path, remove
 from amodaldata.errors import AmodalDataError, EmptyOutputError, ErrorPolicy, FormatError, OnError
 from amodaldata.images import check_image
 from amodaldata.scene import Scene
@@ -45,21 +45,6 @@ def _check_output(out: Path, overwrite: bool) -> None:
         raise FormatError("output exists and is not empty; pass --overwrite to replace it", file=str(out))
 
 
-def _replace(tmp: Path, out: Path) -> None:
-    if out.is_dir():
-        shutil.rmtree(out)
-    elif out.exists():
-        out.unlink()
-    os.replace(tmp, out)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists():
-        path.unlink()
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -79,7 +64,7 @@ def _remove_leftovers(out: Path) -> None:
         for path in out.parent.glob(f"{prefix}*"):
             pid = path.name[len(prefix):].split(".", 1)[0]
             if pid.isdigit() and not _alive(int(pid)):
-                _remove(path)
+                remove(path)
 
 
 def convert(src_format: str | None, input: str | Path, dst_format: str, out: str | Path, *,
@@ -121,19 +106,13 @@ def convert(src_format: str | None, input: str | Path, dst_format: str, out: str
         from tqdm import tqdm
 
         scenes = tqdm(scenes, desc=f"{src_format} -> {dst_format}", unit=" scenes")
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    _remove(tmp)
     _remove_leftovers(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     written = Written()
-    try:
+    with atomic_path(out, out.with_name(f".{out.name}.partial-{os.getpid()}")) as tmp:
         writer(scenes, tmp, **accepted_options(writer, {**options, "losses": losses, "written": written}))
         report.scenes, report.regions = written.scenes, written.regions
         if not report.regions and not allow_empty:
             raise _empty_output(report, dst_format, losses, out)
-        _replace(tmp, out)
-    finally:
-        _remove(tmp)
     report.skipped = policy.skipped
     report.losses = source_gaps(src_format, dst_format) + losses.lines()
     return report

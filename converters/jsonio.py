@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
+from amodaldata.atomic import atomic_path
 from amodaldata.errors import AnnotationError
 
 _WS = re.compile(r"[ \t\n\r]*")
@@ -179,10 +180,9 @@ class CocoLayoutWriter:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         self._spool.close()
-        tmp = self.out.with_name(f".{self.out.name}.{os.getpid()}.tmp")
         try:
             if exc_type is None:
-                with open(tmp, "w", encoding="utf-8") as fh:
+                with atomic_path(self.out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
                     fh.write('{"images":[\n')
                     fh.write(",\n".join(dumps(r) for r in self.images))
                     fh.write('\n],"annotations":[\n')
@@ -192,7 +192,5 @@ class CocoLayoutWriter:
                     for key, value in self.tail.items():
                         fh.write(f",{dumps(key)}:{dumps(value)}")
                     fh.write("}\n")
-                os.replace(tmp, self.out)
         finally:
             self._spool_path.unlink(missing_ok=True)
-            tmp.unlink(missing_ok=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, Callable, Iterator, Protocol
 import numpy as np
 import pyarrow.parquet as pq
 
+from amodaldata.atomic import atomic_path
 from amodaldata.engines import check_engine, run_tasks
 from amodaldata.errors import FormatError
 from amodaldata.scene import Scene
@@ -221,9 +221,8 @@ def _check_manifest(out: Path, manifest: dict[str, Any]) -> None:
     if shards and json.loads(path.read_text()) != json.loads(text):
         raise FormatError(f"the folder holds a different generated {manifest['split']!r} split "
                           f"(see {path.name}); choose another --out or --split", file=str(out))
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def _forget_failed_start(out: Path, split: str, created: bool) -> None:

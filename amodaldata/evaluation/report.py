@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..atomic import atomic_path
 from .oracle import OracleResult
 from .order import OrderResult
 from .segmentation import Bucket, SegmentationResult
@@ -118,13 +118,6 @@ def write_csv(rows: Sequence[dict[str, Any]], path: str | Path, columns: Sequenc
 
 
 def _atomic(path: Path, write: Any) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        with open(tmp, "w", newline="") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        write(fh)
     return path

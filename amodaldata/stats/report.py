@@ -10,12 +10,12 @@ paper's tables.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from amodaldata.atomic import atomic_path
 from amodaldata.scene import Scene
 
 from .agreement import EDGE_TOLERANCE, WINDOW, AgreementTally, AnnotationRecord
@@ -103,13 +103,8 @@ def compute_stats(scenes: Iterable[Scene], *, progress: bool = False, **options:
 def write_json(result: dict[str, Any], path: str | Path) -> Path:
     """Write the result as JSON, atomically (a temporary file renamed into place)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
