@@ -35,8 +35,8 @@ decoder are not in torchvision; this net uses torchvision's DeepLabv3 instead: a
 classifier convolution (256 channels), whose stride-8 output (``replace_stride_with_dilation=[False, True,
 True]``, as ``deeplabv3_resnet50``) is upsampled bilinearly to stride 4. ``backbone`` picks the ResNet depth:
 ``resnet50`` (the default; the layout of ``deeplabv3_resnet50``, so its weights load by name) or ``resnet101``;
-``resnet18`` / ``resnet34`` (basic blocks, which torchvision cannot dilate: stride 32, upsampled x8) exist for
-quick CPU runs. ``--pretrained torchvision`` loads ``DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1``
+``resnet18`` / ``resnet34`` (basic blocks, which torchvision cannot dilate: ASPP reads their stride-8
+``layer2``, 128 channels) exist for quick CPU runs. ``--pretrained torchvision`` loads ``DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1``
 (``DeepLabV3_ResNet101_Weights`` for resnet101; ImageNet weights in the body for the basic-block depths); the
 inputs are normalised with the ImageNet statistics those weights expect (:func:`models.data.scene_sample`).
 
@@ -64,9 +64,10 @@ from amodaldata.errors import AmodalDataError
 
 from .results import Detections
 
-#: ResNet depths of the feature extractor -> whether torchvision can dilate them (bottleneck blocks: output
-#: stride 8, as ``deeplabv3_resnet50``; basic blocks cannot be dilated: stride 32).
-BACKBONES = {"resnet18": False, "resnet34": False, "resnet50": True, "resnet101": True}
+#: ResNet depths of the feature extractor -> the stage ASPP reads, at output stride 8 for every depth:
+#: ``layer4`` dilated for the bottleneck nets (as ``deeplabv3_resnet50``), ``layer2`` for the basic-block nets,
+#: which torchvision cannot dilate.
+BACKBONES = {"resnet18": "layer2", "resnet34": "layer2", "resnet50": "layer4", "resnet101": "layer4"}
 #: torchvision's DeepLabv3 weights of each depth that has them.
 DEEPLAB_WEIGHTS = {"resnet50": "deeplabv3_resnet50", "resnet101": "deeplabv3_resnet101"}
 
@@ -155,14 +156,22 @@ def deeplab_features(backbone: str = "resnet50") -> tuple[nn.Module, nn.Sequenti
     head (256 channels out) and the body's output stride (see the module docstring). Untrained."""
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
-    dilate = BACKBONES[backbone]
+    layer = BACKBONES[backbone]
+    dilate = layer == "layer4"
     resnet = get_model(backbone, weights=None, replace_stride_with_dilation=[False, dilate, dilate])
-    body = IntermediateLayerGetter(resnet, return_layers={"layer4": "out"})
-    head = nn.Sequential(*list(DeepLabHead(resnet.fc.in_features, 1).children())[:-1])
+    body = IntermediateLayerGetter(resnet, return_layers={layer: "out"})
+    channels = _out_channels(getattr(resnet, layer))
+    head = nn.Sequential(*list(DeepLabHead(channels, 1).children())[:-1])
     pooling = next(m for m in head.modules() if isinstance(m, ASPPPooling))
     norm = pooling[2]
     pooling[2] = _PooledBatchNorm(norm.num_features, eps=norm.eps, momentum=norm.momentum)
-    return body, head, 8 if dilate else 32
+    return body, head, 8
+
+
+def _out_channels(stage: nn.Sequential) -> int:
+    """Output channels of a ResNet stage (its last block's last batch norm)."""
+    norms = [m for m in stage[-1].modules() if isinstance(m, nn.BatchNorm2d)]
+    return norms[-1].num_features
 
 
 class LayeredEmbeddingNet(nn.Module):
