@@ -424,8 +424,10 @@ def train(cfg: TrainConfig) -> Path:
     notes = []
     if ckpt_path.is_file():
         state = load_checkpoint(ckpt_path)
-        if state["model"] != cfg.model or state["config"] != cfg.model_config() or state["data"] != cfg.data_config():
-            raise ValueError(f"{ckpt_path} holds a different run ({state['model']}, {state['config']}, "
+        if (state["model"] != cfg.model or state["config"] != cfg.model_config() or state["data"] != cfg.data_config()
+                or state.get("stage") != cfg.stage):
+            raise ValueError(f"{ckpt_path} holds a different run ({state['model']}, stage {state.get('stage')}, "
+                             f"{state['config']}, "
                              f"{state['data']}); use another --out")
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
@@ -468,7 +470,7 @@ def train(cfg: TrainConfig) -> Path:
                 "model": cfg.model, "config": cfg.model_config(), "data": cfg.data_config(),
                 "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "iteration": iteration,
-                "epoch": epoch,
+                "epoch": epoch, "stage": cfg.stage,
             })
 
     iteration = start

@@ -100,6 +100,9 @@ def test_train_applies_the_stage_and_optimises_only_its_modules(shards, tmp_path
     start = build_model("sln", cfg.model_config()).state_dict()
     changed = {k.split(".")[0] for k in start if not torch.equal(start[k], state["state_dict"][k])}
     assert changed == {"rpn"}
+    cfg.stage = "ilm"                                      # another stage is another run: its own --out
+    with pytest.raises(ValueError, match="holds a different run.*stage rpn"):
+        train(cfg)
     with pytest.raises(ValueError, match="--stage is SLN's staged schedule"):
         train(TrainConfig(model="arcnn", out=str(tmp_path / "r2"), data=str(shards), max_iter=1, device="cpu",
                           backbone="resnet18", stage="rpn", progress=False))
