@@ -1,7 +1,8 @@
 """Annotation formats: one module per format, each with plain ``read_<fmt>`` / ``write_<fmt>`` functions.
 
-:data:`READERS` and :data:`WRITERS` map a format name to its function; :func:`read` and :func:`write` dispatch.
-A reader yields :class:`amodaldata.Scene` objects; a writer takes an iterable of Scenes and an output path.
+:data:`READERS` and :data:`WRITERS` map a format name to its function; :func:`read` and :func:`write` dispatch
+(the front door: ``from converters import read``). A reader yields :class:`amodaldata.Scene` objects; a writer
+takes an iterable of Scenes and an output path.
 """
 
 from __future__ import annotations
@@ -43,12 +44,33 @@ WRITERS: dict[str, Callable[..., Any]] = {
     "semdist": write_semdist,
     "layered": write_layered,
 }
+__all__ = ["EMBEDS_IMAGES", "READERS", "WRITERS", "detect_format", "read", "write"]
+
 #: Output formats that carry the image bytes (the reader loads them when an image folder is given).
 EMBEDS_IMAGES = {"parquet"}
 
 
+def _declared(table: dict[str, Callable[..., Any]]) -> frozenset[str]:
+    """Every keyword option some function of ``table`` declares (after its input and output arguments)."""
+    return frozenset(name for func in table.values() for name, p in inspect.signature(func).parameters.items()
+                     if p.kind is p.KEYWORD_ONLY or p.default is not p.empty)
+
+
+#: The options some reader / some writer declares.
+READ_OPTIONS = _declared(READERS)
+WRITE_OPTIONS = _declared(WRITERS)
+
+
+def check_options(options: dict[str, Any], known: frozenset[str], what: str) -> None:
+    """Raise TypeError on an option none of ``what`` declares (a misspelt ``on_eror`` is refused, not dropped)."""
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"unknown option(s) {', '.join(unknown)} for {what}; known: {', '.join(sorted(known))}")
+
+
 def accepted_options(func: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:
-    """The options ``func`` declares and that are set (each format takes only its own options)."""
+    """The options ``func`` declares and that are set (each format takes only its own options; check the names
+    first with :func:`check_options`)."""
     params = inspect.signature(func).parameters
     return {k: v for k, v in options.items() if k in params and v is not None}
 
@@ -57,8 +79,9 @@ def read(fmt: str | None, path: str | Path, **options: Any) -> Iterator[Scene]:
     """Read ``path`` in format ``fmt`` (a key of :data:`READERS`; None: told from the content).
 
     ``options`` (``images``, ``on_error``, ``load_images``, ...) go to the reader when it declares them, so
-    callers can pass the same options whatever the format.
+    callers can pass the same options whatever the format; an option no reader declares is a TypeError.
     """
+    check_options(options, READ_OPTIONS, "the readers")
     if fmt is None:
         fmt = detect_format(path)
     if fmt not in READERS:

@@ -13,7 +13,7 @@ from amodaldata.errors import AmodalDataError, EmptyOutputError, ErrorPolicy, Fo
 from amodaldata.images import check_image
 from amodaldata.scene import Scene
 
-from . import EMBEDS_IMAGES, READERS, WRITERS, accepted_options
+from . import EMBEDS_IMAGES, READ_OPTIONS, READERS, WRITE_OPTIONS, WRITERS, accepted_options, check_options
 from .detect import detect_format
 from .labels import load_label_map
 from .losses import LossReport, Written, source_gaps
@@ -74,13 +74,15 @@ def convert(src_format: str | None, input: str | Path, dst_format: str, out: str
 
     The output is built under a hidden temporary name beside ``out`` and renamed into place only when complete,
     so a failure leaves nothing behind; what a killed run left there is removed first (:func:`_remove_leftovers`). An existing non-empty ``out`` is refused unless ``overwrite``.
-    ``options`` go to the reader and the writer that declare them (e.g. ``layers``, ``max_level``, ``split``).
+    ``options`` go to the reader and the writer that declare them (e.g. ``layers``, ``max_level``, ``split``); one
+    that no reader or writer declares is a TypeError.
     ``src_format`` None: told from the content (:func:`converters.detect.detect_format`). ``label_map`` (a
     file, ``cocoa-coco`` or a mapping) is refused by a target without categories. What the target cannot hold
     is listed in the report's ``losses`` (:mod:`converters.losses`). The report's ``scenes`` and ``regions``
     are what the writer wrote (``read_scenes`` / ``read_regions``: what was read); a conversion that would
     write no region raises :class:`EmptyOutputError` saying why and how to fix it, unless ``allow_empty``.
     """
+    check_options(options, READ_OPTIONS | WRITE_OPTIONS, "the readers and writers")
     if src_format is None:
         src_format = detect_format(input)
     for fmt, table, what in ((src_format, READERS, "input"), (dst_format, WRITERS, "output")):

@@ -1,0 +1,67 @@
+"""The public surface, pinned (as kornia pins its own): what ``import amodaldata``, ``converters`` and
+``generators`` offer, that every name resolves, and that the front door refuses what it cannot use."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import amodaldata
+import converters
+import generators
+
+AMODALDATA = [
+    "AmodalDataError", "AnnotationError", "DepthCycleError", "ErrorPolicy", "FormatError", "GeometryError",
+    "LayerStack", "Mask", "MissingImageError", "OcclusionOrder", "Region", "Scene", "__version__", "atomic_path",
+    "compute_stats", "format_report", "read_shards", "run_tasks", "scene_targets", "write_shards",
+]
+CONVERTERS = ["EMBEDS_IMAGES", "READERS", "WRITERS", "detect_format", "read", "write"]
+GENERATORS = ["OverlayConfig", "ShapesConfig", "generate_dataset", "generator_config"]
+READ_FORMATS = ["bsds", "cocoa", "cocoa-cls", "d2sa", "kins", "layered", "parquet", "semdist"]
+WRITE_FORMATS = ["bsds", "cocoa", "cocoa-cls", "d2sa", "kins", "kins-2020", "layered", "parquet", "semdist"]
+
+
+@pytest.mark.parametrize("module, names", [(amodaldata, AMODALDATA), (converters, CONVERTERS),
+                                           (generators, GENERATORS)])
+def test_the_public_names_are_pinned_and_resolve(module, names):
+    assert sorted(module.__all__) == sorted(names)
+    for name in names:
+        assert getattr(module, name) is not None
+        assert name in dir(module)
+    with pytest.raises(AttributeError):
+        getattr(module, "no_such_name")
+
+
+def test_the_formats_are_pinned():
+    assert sorted(converters.READERS) == READ_FORMATS
+    assert sorted(converters.WRITERS) == WRITE_FORMATS
+
+
+def test_the_front_door_is_light():
+    """``import amodaldata, converters, generators`` pulls in neither numba nor pyarrow (the CLI's help, polygon
+    readers); the re-exported names load them on first use."""
+    code = ("import sys, amodaldata, generators; heavy = {'numba', 'pyarrow'} & set(sys.modules); "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_an_option_no_reader_knows_is_an_error(cocoa_json, tmp_path):
+    with pytest.raises(TypeError, match="on_eror"):
+        converters.read("cocoa", cocoa_json, on_eror="skip")
+    with pytest.raises(TypeError, match="on_eror"):
+        converters.read(None, cocoa_json, on_eror="skip")
+    assert len(list(converters.read("cocoa", cocoa_json, on_error="skip", threshold=None))) > 0
+    from converters.convert import convert
+
+    with pytest.raises(TypeError, match="max_levle"):
+        convert("cocoa", cocoa_json, "semdist", tmp_path / "t", max_levle=3)
+    assert not (tmp_path / "t").exists()
+
+
+def test_the_readme_first_example_runs(cocoa_json, tmp_path):
+    from converters import read
+
+    amodaldata.write_shards(read("cocoa", cocoa_json), tmp_path / "shards")
+    assert [s.id for s in amodaldata.read_shards(tmp_path / "shards")] == [s.id for s in read("cocoa", cocoa_json)]
