@@ -65,3 +65,14 @@ def test_the_readme_first_example_runs(cocoa_json, tmp_path):
 
     amodaldata.write_shards(read("cocoa", cocoa_json), tmp_path / "shards")
     assert [s.id for s in amodaldata.read_shards(tmp_path / "shards")] == [s.id for s in read("cocoa", cocoa_json)]
+
+
+def test_the_architecture_map_names_only_paths_that_exist():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "docs" / "architecture.md").read_text()
+    paths = set(re.findall(r"`([\w/]+(?:\.py|/))`", text))
+    assert {"amodaldata/rle.py", "amodaldata/engines.py", "amodaldata/atomic.py", "converters/"} <= paths
+    assert [p for p in sorted(paths) if not (root / p).exists()] == []
