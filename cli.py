@@ -10,6 +10,7 @@ from typing import Any, Callable
 import click
 
 from amodaldata import __version__
+from amodaldata.engines import ENGINES
 from amodaldata.errors import AmodalDataError, ErrorPolicy
 from generators.options import generator_config, overlay_options, shapes_options
 
@@ -532,7 +533,7 @@ def _gen_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--scenes-per-shard", default=1000, show_default=True, type=click.IntRange(min=1)),
         click.option("--workers", type=click.IntRange(min=1),
                      help="Processes generating, this one included [the CPUs this process may use]."),
-        click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+        click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
                      help="local: process pool; ray: Ray tasks on the cluster ray.init() finds."),
         click.option("--progress/--no-progress", default=True, show_default=True),
     ]
