@@ -69,7 +69,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     # the Mask R-CNN baseline of Table 1 (6 instances per class, 3 classes)
     "shapes": {"batch_size": 2, "ref_batch": 2, "lr": 1e-4, "max_iter": 50000, "optimizer": "adam",
                "weight_decay": 0.0, "warmup_iters": 0, "lr_steps": [], "num_classes": 3, "size": 256,
-               "min_size": [256], "max_size": 256, "options": {"box_nms_thresh": 0.7}},
+               "min_size": [256], "max_size": 256, "two_stage_options": {"box_nms_thresh": 0.7}},
 }
 #: Zhang et al. (2019) Sec. 4.6, the one setting the SLN paper gives for COCOA and D2SA alike: SGD, lr 0.2,
 #: momentum 0.9, weight decay 5e-4 (none on normalisation layers), lambda_R,G,I,M = 1 (the model's default),
@@ -186,7 +186,8 @@ def resolve(model: str, recipe: str | None, given: dict[str, Any]) -> TrainConfi
     if recipe is not None and recipe not in RECIPES and recipe not in own:
         raise ValueError(f"unknown recipe {recipe!r} for {model}; choose one of {', '.join({**RECIPES, **own})}")
     values = {**FAMILY_DEFAULTS[family(model)], **own.get(recipe or "", RECIPES.get(recipe or "", {}))}
-    options = {**values.pop("options", {}), **given.pop("options", {})}
+    preset = values.pop("two_stage_options", {})          # model options of a recipe's two-stage baseline
+    options = {**(preset if model in TWO_STAGE else {}), **given.pop("options", {})}
     return TrainConfig(model=model, recipe=recipe, **{**values, **given, "options": options})
 
 

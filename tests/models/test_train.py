@@ -157,6 +157,7 @@ def test_recipes_schedule_and_linear_scaling():
     assert resolve("jigsaw", "kins", {"data": "d", "out": "o", "lr": 0.01}).lr == 0.01      # a flag wins
     shapes = resolve("arcnn", "shapes", {"data": "d", "out": "o"})
     assert shapes.options == {"box_nms_thresh": 0.7} and shapes.optimizer == "adam"
+    assert resolve("embedding", "shapes", {"data": "d", "out": "o"}).options == {}    # no NMS in the embedding net
     assert set(RECIPES) == {"kins", "cocoa-cls", "d2sa", "shapes"}
     schedule = WarmupStepSchedule(warmup_iters=10, warmup_factor=0.001, steps=(20, 30), gamma=0.1)
     assert schedule(0) == pytest.approx(0.001)
