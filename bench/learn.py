@@ -14,7 +14,7 @@ same batch, same backbone and same head widths (the floor).
 CPU settings (a GPU run uses the papers' widths, ``bench/train_gpu.sh``), every model on a ResNet-18 trained
 from scratch with BatchNorm (no network here, so no pretrained weights) and Adam at 1e-3: the two-stage
 models with FPN, box and mask heads narrowed to 64 / 256 / 64 channels, anchors 8-128 px, 128 ROIs per image;
-SLN with 64-channel layering modules and RPN; the embedding net with heads of 64 / 64 / 32 filters. Scores are class-aware over the three
+SLN with 64-channel layering modules and RPN and 16 ROIs per image; the embedding net with heads of 64 / 64 / 32 filters. Scores are class-aware over the three
 classes, except SLN's (it predicts no class: class-agnostic). Results go to ``--out`` (runs, the curve as
 ``learn.json``); an interrupted bench resumes each run from its checkpoint.
 """
@@ -43,7 +43,7 @@ CPU_TWO_STAGE = {"fpn_channels": 64, "box_fc": 256, "mask_channels": 64, "anchor
                  "rpn_pre_nms_top_n_train": 600, "rpn_post_nms_top_n_train": 300, "rpn_pre_nms_top_n_test": 300,
                  "rpn_post_nms_top_n_test": 150, "box_batch_size_per_image": 128}
 CPU_DENSE = {"sln": {"backbone": "resnet18", "anchor_sizes": [8, 16, 32, 64, 128], "hidden": 64, "rpn_channels": 64,
-                     "rpn_pre_nms": [600, 300], "rpn_post_nms": [300, 100]},
+                     "rpn_pre_nms": [600, 300], "rpn_post_nms": [300, 100], "rois_per_image": 16},
              "embedding": {"backbone": "resnet18", "head": [64, 64, 32]}}
 
 
