@@ -60,7 +60,13 @@ def run_tasks(work: Work, tasks: Sequence[Task], *, engine: str = "local", worke
         from tqdm import tqdm
 
         bar = tqdm(total=sum(sizes), unit=unit, desc=progress, smoothing=0.1)
-    advance: Advance = bar.update if bar is not None else (lambda k: None)
+    update: Advance = bar.update if bar is not None else (lambda k: None)
+
+    def advance(k: int) -> None:
+        update(k)
+        if _TERMINATED.is_set():        # a SIGTERM whose KeyboardInterrupt was swallowed (raised in a __del__)
+            raise KeyboardInterrupt
+
     try:
         with _sigterm_as_interrupt():
             if engine == "ray":
@@ -74,23 +80,32 @@ def run_tasks(work: Work, tasks: Sequence[Task], *, engine: str = "local", worke
             bar.close()
 
 
+#: Set by a SIGTERM or SIGINT in :func:`run_tasks`: the next progress report raises KeyboardInterrupt again,
+#: since the handler's own may land in a ``__del__``, where Python prints and drops it.
+_TERMINATED = threading.Event()
+
+
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """Raise SIGTERM as KeyboardInterrupt in this block (main thread only: elsewhere signals cannot be set)."""
+    """Raise SIGTERM as KeyboardInterrupt in this block, as Ctrl-C is, and remember both (main thread only:
+    elsewhere signals cannot be set)."""
     import signal
 
+    _TERMINATED.clear()
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def terminate(signum: int, frame: Any) -> None:
+        _TERMINATED.set()
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    previous = {sig: signal.signal(sig, terminate) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 # -- process pool ---------------------------------------------------------------------------------------------

@@ -59,6 +59,12 @@ print(f"{sys.argv[1]}: {rows[-1]['iteration']} iterations, {speed:.1f} images/s,
 PY
 }
 
+score() {   # predict the held-out shapes scenes with a run's checkpoint (every GPU) and score them
+    "$PYTHON" -m models.predict --checkpoint "$1/checkpoint.pt" --data "$OUT/shapes-test" \
+        --out "$1/predictions.json" --nproc "$NPROC" --batch-size 16 --workers 4
+    "$PYTHON" -m cli eval "$OUT/shapes-test" "$1/predictions.json" --classes aware --part all --json "$1/eval.json"
+}
+
 # 1. shapes, Liu et al. (2019) Table 1
 "$PYTHON" -m cli gen shapes --n 20000 --size 256 --per-class 6 --seed 1 --out "$OUT/shapes-train" --no-progress
 "$PYTHON" -m cli gen shapes --n 1000 --size 256 --per-class 6 --seed 2 --split validation --out "$OUT/shapes-test" --no-progress
@@ -66,10 +72,7 @@ PY
     --out "$OUT/arcnn-shapes" --max-iter "$ITERS" --workers 6 --channels-last --val "$OUT/shapes-test" \
     --eval-every $(( ITERS / 5 )) --log-every 50
 summary "$OUT/arcnn-shapes"
-"$PYTHON" -m models.predict --checkpoint "$OUT/arcnn-shapes/checkpoint.pt" --data "$OUT/shapes-test" \
-    --out "$OUT/arcnn-shapes/predictions.json" --nproc "$NPROC" --batch-size 16 --workers 4
-"$PYTHON" -m cli eval "$OUT/shapes-test" "$OUT/arcnn-shapes/predictions.json" --classes aware --part all \
-    --json "$OUT/arcnn-shapes/eval.json"
+score "$OUT/arcnn-shapes"
 echo "compare: Liu et al. (2019) Table 1, Mask R-CNN t=0.7 on 6 per class: AP 0.733 (scored there at 64x64)"
 
 # 2. the layered embedding net, Liu et al. (2019) Table 1 "Ours", on scenes generated while training
@@ -77,10 +80,7 @@ echo "compare: Liu et al. (2019) Table 1, Mask R-CNN t=0.7 on 6 per class: AP 0.
     --generate "shapes --per-class 6 --size 256" --scenes-per-epoch 1000 --out "$OUT/embedding-shapes" \
     --max-iter "$ITERS" --workers 6 --channels-last --val "$OUT/shapes-test" --eval-every $(( ITERS / 5 )) --log-every 50
 summary "$OUT/embedding-shapes"
-"$PYTHON" -m models.predict --checkpoint "$OUT/embedding-shapes/checkpoint.pt" --data "$OUT/shapes-test" \
-    --out "$OUT/embedding-shapes/predictions.json" --nproc "$NPROC" --batch-size 16 --workers 4
-"$PYTHON" -m cli eval "$OUT/shapes-test" "$OUT/embedding-shapes/predictions.json" --classes aware --part all \
-    --json "$OUT/embedding-shapes/eval.json"
+score "$OUT/embedding-shapes"
 echo "compare: Liu et al. (2019) Table 1, ours on 6 per class: AP 0.767, AR100 0.793 (scored at 64x64)"
 
 # 3. the kins recipe, smoke run

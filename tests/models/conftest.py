@@ -53,6 +53,14 @@ def write_tiny_shards(folder: Path, n_scenes: int, n_shards: int) -> list[Path]:
     return paths
 
 
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """Two scenes in one shard, shared by a test module."""
+    folder = tmp_path_factory.mktemp("shards")
+    write_tiny_shards(folder, 2, 1)
+    return folder
+
+
 @pytest.fixture
 def shards(tmp_path) -> Path:
     """Four scenes in two shards of row groups of two."""

@@ -44,14 +44,6 @@ def _batch_for(name: str, dense: dict, instances: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    from .conftest import write_tiny_shards
-    folder = tmp_path_factory.mktemp("shards")
-    write_tiny_shards(folder, 2, 1)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def batch(folder):
     return collate(list(ShardDataset(folder, 64, num_classes=3)))
 

@@ -29,14 +29,6 @@ MODULES = ("backbone", "glm", "rpn", "ilm", "refine")
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    from .conftest import write_tiny_shards
-    folder = tmp_path_factory.mktemp("shards")
-    write_tiny_shards(folder, 2, 1)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def batch(folder):
     return collate(list(ShardDataset(folder, 64)))
 
