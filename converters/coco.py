@@ -326,7 +326,7 @@ def _label_losses(region: Region, cid: int, how: str, layout: InstanceLayout,
     if cid not in seen or seen[cid] is None:
         seen[cid] = name
     elif name is not None and normalise(seen[cid] or "") != normalise(name):
-        losses.add(f"names differing from their category's name (the first name of each id is kept)",
+        losses.add("names differing from their category's name (the first name of each id is kept)",
                    image_id, region.id)
 
 

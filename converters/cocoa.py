@@ -322,7 +322,6 @@ def _written_ranks(scene: Scene, front_to_back: list[int], losses: LossReport) -
 
 def _annotation_object(scene: Scene, ann_id: Any, losses: LossReport, fmt: str) -> dict:
     stack = scene.layers
-    h, w = scene.height, scene.width
     runs = StackRuns(stack)
     front_to_back = list(stack.front_to_back)
     ranks = _written_ranks(scene, front_to_back, losses)

@@ -6,7 +6,7 @@ import inspect
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from amodaldata.atomic import atomic_path, remove
 from amodaldata.errors import AmodalDataError, EmptyOutputError, ErrorPolicy, FormatError, OnError

@@ -35,13 +35,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models import get_model
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models import get_model
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
@@ -52,7 +51,7 @@ from torchvision.ops import FrozenBatchNorm2d
 
 from .results import Detections
 
-#: Mask branches of each variant (the first one is what torchvision's ``mask_head`` initialises).
+#: Mask branches of each variant (``--pretrained`` initialises each from torchvision's one mask branch).
 VARIANTS: dict[str, tuple[str, ...]] = {
     "arcnn": ("amodal",),
     "orcnn": ("amodal", "visible"),

@@ -68,5 +68,5 @@ def test_unknown_content_is_refused(content, message, tmp_path):
 
 
 def test_an_empty_folder_is_refused(tmp_path):
-    with pytest.raises(FormatError, match="a folder with neither \*.parquet shards nor a target index.jsonl"):
+    with pytest.raises(FormatError, match=r"a folder with neither \*.parquet shards nor a target index.jsonl"):
         detect_format(tmp_path)
