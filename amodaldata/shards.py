@@ -181,26 +181,19 @@ def write_shard(scenes: Iterable[Scene], path: str | Path, row_group_size: int =
     so memory holds one group of rows, not the shard; each scene's cached layer stack is dropped once its row
     is made.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     rows = 0
-    try:
-        with pq.ParquetWriter(tmp, SCHEMA, compression="zstd") as writer:
-            batch: list[dict] = []
-            for scene in scenes:
-                batch.append(scene_to_row(scene))
-                scene.invalidate()
-                if len(batch) == row_group_size:
-                    writer.write_table(pa.Table.from_pylist(batch, schema=SCHEMA), row_group_size=row_group_size)
-                    rows += len(batch)
-                    batch = []
-            if batch or rows == 0:
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, SCHEMA, compression="zstd") as writer:
+        batch: list[dict] = []
+        for scene in scenes:
+            batch.append(scene_to_row(scene))
+            scene.invalidate()
+            if len(batch) == row_group_size:
                 writer.write_table(pa.Table.from_pylist(batch, schema=SCHEMA), row_group_size=row_group_size)
                 rows += len(batch)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+                batch = []
+        if batch or rows == 0:
+            writer.write_table(pa.Table.from_pylist(batch, schema=SCHEMA), row_group_size=row_group_size)
+            rows += len(batch)
     return rows
 
 
