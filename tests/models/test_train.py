@@ -9,6 +9,7 @@ import json
 import pytest
 import torch
 
+from amodaldata.errors import AmodalDataError
 from amodaldata.masks import Mask
 from models import build_model, predict, train
 from models.train import RECIPES, TrainConfig, WarmupStepSchedule, launch, load_checkpoint, resolve
@@ -275,3 +276,16 @@ def test_tensorboard_events_hold_the_logged_losses(shards, tmp_path):
     assert [e.step for e in loss] == [1, 2]
     assert [e.value for e in loss] == pytest.approx([r["loss"] for r in logged])
     assert {"lr", "var", "images_per_s"} <= set(events.Tags()["scalars"])
+
+
+def test_torchvision_weights_without_a_network_are_a_clear_error(monkeypatch):
+    import torchvision.models._api as api
+
+    from models.weights import load_pretrained
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+    monkeypatch.setattr(api, "load_state_dict_from_url", offline)
+    model = build_model("arcnn", {"backbone": "resnet18", "num_classes": 3})
+    with pytest.raises(AmodalDataError, match=r"cannot get torchvision's weights for resnet18 .*no network.*TORCH_HOME"):
+        load_pretrained(model, "torchvision", "resnet18")
