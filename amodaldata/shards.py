@@ -21,13 +21,16 @@ derived from a row when read; they are not stored.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -334,7 +337,7 @@ def write_dataset_card(out_dir: str | Path, *, title: str = "amodaldata shards",
         match = SHARD_PATTERN.match(path.name)
         if match:
             splits.setdefault(canonical_split(match["split"]), {}).setdefault(match["split"], []).append(path)
-    rows = {s: sum(pq.ParquetFile(p).metadata.num_rows for paths in by_prefix.values() for p in paths)
+    rows = {s: sum(len(ShardSet(p)) for paths in by_prefix.values() for p in paths)
             for s, by_prefix in splits.items()}
     lines = ["---", f"license: {license}", "configs:", "- config_name: default", "  data_files:"]
     for split, by_prefix in splits.items():
@@ -369,22 +372,134 @@ def write_dataset_card(out_dir: str | Path, *, title: str = "amodaldata shards",
 
 
 # -- reading --------------------------------------------------------------------------------------------
-def shard_paths(path: str | Path, split: str | None = None) -> list[Path]:
-    """The shard files of a folder (sorted; optionally one split, ``val`` and ``validation`` alike), or ``[path]``
-    for a single file."""
-    path = Path(path)
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise FormatError("no such shard file or folder", file=str(path))
-    paths = sorted(p for p in path.glob("*.parquet") if not p.name.startswith("."))
-    if split is not None:
-        wanted = canonical_split(split)
-        paths = [p for p in paths if (m := SHARD_PATTERN.match(p.name)) and canonical_split(m["split"]) == wanted]
-    if not paths:
-        raise FormatError(f"no {'' if split is None else split + ' '}shards (*.parquet) in the folder",
-                          file=str(path))
-    return paths
+@dataclass(frozen=True)
+class RowSlice:
+    """Rows ``[start, stop)`` of one shard file."""
+
+    path: Path
+    start: int
+    stop: int
+
+
+def _split(start: int, stop: int, parts: int, index: int) -> tuple[int, int]:
+    """The ``index``-th of ``parts`` contiguous, near-equal pieces of ``[start, stop)``."""
+    bounds = np.linspace(start, stop, parts + 1).round().astype(int)
+    return int(bounds[index]), int(bounds[index + 1])
+
+
+class ShardSet:
+    """The shard files of a file or folder (sorted; optionally one split, ``val`` and ``validation`` alike):
+    their row counts, the partition of their rows over DDP ranks and DataLoader workers, and row iteration.
+
+    Partitioning: the shards' rows, in shard order, form one sequence; rank ``r`` of ``R`` reads the contiguous
+    slice ``[r * n, (r + 1) * n)`` with ``n = total // R`` (the last ``total % R`` rows dropped so every rank
+    takes the same number of steps, as ``DistributedSampler(drop_last=True)``); a rank's slice is split again
+    into contiguous pieces for its workers. Only the row groups that overlap a piece are read.
+    """
+
+    def __init__(self, path: str | Path, split: str | None = None) -> None:
+        path = Path(path)
+        if path.is_file():
+            self.paths = [path]
+            return
+        if not path.is_dir():
+            raise FormatError("no such shard file or folder", file=str(path))
+        paths = sorted(p for p in path.glob("*.parquet") if not p.name.startswith("."))
+        if split is not None:
+            wanted = canonical_split(split)
+            paths = [p for p in paths if (m := SHARD_PATTERN.match(p.name)) and canonical_split(m["split"]) == wanted]
+        if not paths:
+            raise FormatError(f"no {'' if split is None else split + ' '}shards (*.parquet) in the folder",
+                              file=str(path))
+        self.paths = paths
+
+    @functools.cached_property
+    def counts(self) -> list[int]:
+        """Row count of every shard, read from the Parquet footers only."""
+        return [pq.ParquetFile(p).metadata.num_rows for p in self.paths]
+
+    def __len__(self) -> int:
+        """Rows in all the shards."""
+        return sum(self.counts)
+
+    def partition(self, *, rank: int = 0, world_size: int = 1, worker: int = 0, num_workers: int = 1,
+                  drop_remainder: bool = True) -> list[RowSlice]:
+        """The row slices read by one (rank, worker); see the class docstring for the rule.
+
+        Every rank gets ``len(self) // world_size`` rows; ``world_size == 1`` keeps every row. With
+        ``drop_remainder=False`` (inference) every row is read by exactly one rank, the ranks' shares differing
+        by at most one row.
+        """
+        if not 0 <= rank < world_size or not 0 <= worker < num_workers:
+            raise ValueError(f"bad partition index: rank {rank}/{world_size}, worker {worker}/{num_workers}")
+        if drop_remainder:
+            per_rank = len(self) // world_size
+            first, last = rank * per_rank, (rank + 1) * per_rank
+        else:
+            first, last = _split(0, len(self), world_size, rank)
+        lo, hi = _split(first, last, num_workers, worker)
+        out = []
+        offset = 0
+        for path, n in zip(self.paths, self.counts):
+            a, b = max(lo, offset), min(hi, offset + n)
+            if a < b:
+                out.append(RowSlice(path, a - offset, b - offset))
+            offset += n
+        return out
+
+    @staticmethod
+    def slice_rows(pieces: Sequence[RowSlice], rng: np.random.Generator | None = None
+                   ) -> Iterator[tuple[Path, dict[str, Any]]]:
+        """``(shard, row)`` for the rows of the slices, reading only the row groups each overlaps. With ``rng``
+        the slices, the row groups of each and the rows inside each group are shuffled, in that order."""
+        if rng is not None:
+            pieces = [pieces[i] for i in rng.permutation(len(pieces))]
+        for piece in pieces:
+            parquet = pq.ParquetFile(piece.path)
+            groups = []
+            offset = 0
+            for g in range(parquet.metadata.num_row_groups):
+                n = parquet.metadata.row_group(g).num_rows
+                a, b = max(piece.start, offset), min(piece.stop, offset + n)
+                if a < b:
+                    groups.append((g, a - offset, b - offset))
+                offset += n
+            if rng is not None:
+                groups = [groups[i] for i in rng.permutation(len(groups))]
+            for g, a, b in groups:
+                rows = parquet.read_row_group(g).slice(a, b - a).to_pylist()
+                for i in (rng.permutation(len(rows)) if rng is not None else range(len(rows))):
+                    yield piece.path, rows[i]
+
+    @staticmethod
+    def schema(shard: Path) -> pa.Schema:
+        """The Arrow schema of one shard; :class:`FormatError` when it is not a Parquet file."""
+        try:
+            return pq.read_schema(shard)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise FormatError(f"not a Parquet file: {exc}", file=str(shard)) from None
+
+    @staticmethod
+    def rows(shard: Path, columns: Sequence[str] | None = None, *, cast: bool = False,
+             batch_size: int = ROW_GROUP_SIZE) -> Iterator[dict[str, Any]]:
+        """The rows of one shard (of ``columns``, all without), one record batch at a time (memory stays flat);
+        with ``cast``, cast to the types of :data:`SCHEMA` (an Arrow error when they do not cast)."""
+        parquet = pq.ParquetFile(shard)
+        target = pa.schema([SCHEMA.field(name) for name in columns or parquet.schema_arrow.names]) if cast else None
+        for batch in parquet.iter_batches(batch_size=batch_size, columns=columns):
+            yield from (pa.Table.from_batches([batch]).cast(target) if target is not None else batch).to_pylist()
+
+    def occlusion(self) -> tuple[int, np.ndarray, int]:
+        """Rows, the ``occlusion_rate`` of every region and the number of occlusion edges, over all the shards
+        (their ``regions`` and ``order`` columns only)."""
+        rows, rates, edges = 0, [], 0
+        for path in self.paths:
+            table = pq.read_table(path, columns=["regions", "order"])
+            regions = table.column("regions").combine_chunks().flatten()
+            rates.append(regions.field("occlusion_rate").to_numpy(zero_copy_only=False))
+            edges += len(table.column("order").combine_chunks().flatten())
+            rows += table.num_rows
+        return rows, np.concatenate(rates), edges
 
 
 def read_shards(path: str | Path, images: str | Path | None = None, *, split: str | None = None,
@@ -395,25 +510,20 @@ def read_shards(path: str | Path, images: str | Path | None = None, *, split: st
     ``on_error``: ``"skip"`` drops a row that cannot be made a Scene and records it in the policy.
     """
     policy = on_error if isinstance(on_error, ErrorPolicy) else ErrorPolicy(on_error)
-    for shard in shard_paths(path, split):
-        try:
-            parquet = pq.ParquetFile(shard)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise FormatError(f"not a Parquet file: {exc}", file=str(shard)) from None
-        missing = set(REQUIRED_COLUMNS) - set(parquet.schema_arrow.names)
+    for shard in ShardSet(path, split).paths:
+        missing = set(REQUIRED_COLUMNS) - set(ShardSet.schema(shard).names)
         if missing:
             raise FormatError(f"not an amodaldata shard: no column(s) {', '.join(sorted(missing))}",
                               file=str(shard))
-        for batch in parquet.iter_batches(batch_size=batch_size):
-            for row in batch.to_pylist():
-                try:
-                    scene = row_to_scene(row)
-                    if images is not None and scene.image_bytes is None and scene.file_name:
-                        image = Path(images) / scene.file_name
-                        if not image.is_file():
-                            raise MissingImageError(f"image file {image} not found")
-                        scene.image_bytes = image.read_bytes()
-                except AmodalDataError as err:
-                    policy.handle(err.located(file=str(shard), image_id=_unjson(row.get("image_id"))))
-                    continue
-                yield scene
+        for row in ShardSet.rows(shard, batch_size=batch_size):
+            try:
+                scene = row_to_scene(row)
+                if images is not None and scene.image_bytes is None and scene.file_name:
+                    image = Path(images) / scene.file_name
+                    if not image.is_file():
+                        raise MissingImageError(f"image file {image} not found")
+                    scene.image_bytes = image.read_bytes()
+            except AmodalDataError as err:
+                policy.handle(err.located(file=str(shard), image_id=_unjson(row.get("image_id"))))
+                continue
+            yield scene

@@ -24,19 +24,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pycocotools import mask as cocomask
 
-from .errors import DepthCycleError, GeometryError
+from .errors import DepthCycleError, FormatError, GeometryError
 from .images import image_problem
 from .masks import Mask, normalise_polygons
 from .order import OcclusionOrder
 from .scene import Region, Scene
-from .shards import REQUIRED_COLUMNS, ROW_GROUP_SIZE, SCHEMA, shard_paths
+from .shards import REQUIRED_COLUMNS, SCHEMA, ShardSet
 from .stack_runs import StackRuns
 from .validate import LEAK_RELATIVE, RATE_TOLERANCE, ValidationReport
 
@@ -47,7 +46,7 @@ def validate_shards(path: str | Path, *, images: str | Path | None = None) -> Va
     path = Path(path)
     report = ValidationReport(file=str(path), format="parquet")
     walker = _Walker(report, Path(images) if images is not None else None)
-    for shard in shard_paths(path):
+    for shard in ShardSet(path).paths:
         walker.shard(shard)
     report.images = len(walker.image_ids)
     return report
@@ -60,13 +59,6 @@ class _Checked:
     stored: dict[str, Any]
     amodal: Mask
     visible: Mask
-
-
-def _rows(parquet: pq.ParquetFile, columns: list[str]) -> Iterator[dict[str, Any]]:
-    """The rows of ``columns``, cast to the shard types, one record batch at a time."""
-    target = pa.schema([SCHEMA.field(name) for name in columns])
-    for batch in parquet.iter_batches(batch_size=ROW_GROUP_SIZE, columns=columns):
-        yield from pa.Table.from_batches([batch]).cast(target).to_pylist()
 
 
 #: Scalar columns and the kind of type they must be stored as (a string cast to an int is not accepted).
@@ -97,22 +89,22 @@ class _Walker:
     def shard(self, shard: Path) -> None:
         where = {"file": shard.name}
         try:
-            parquet = pq.ParquetFile(shard)
-        except (pa.ArrowInvalid, OSError) as exc:
-            self.add("parquet", f"not a Parquet file: {exc}", **where)
+            schema = ShardSet.schema(shard)
+        except FormatError as err:
+            self.add("parquet", err.message, **where)
             return
-        names = parquet.schema_arrow.names
+        names = schema.names
         missing = [name for name in REQUIRED_COLUMNS if name not in names]
         if missing:
             self.add("schema", f"not an amodaldata shard: no column(s) {', '.join(missing)}", **where)
             return
         for name in names:
-            stored, kind = parquet.schema_arrow.field(name).type, _SCALAR_KINDS.get(name)
+            stored, kind = schema.field(name).type, _SCALAR_KINDS.get(name)
             if kind is not None and not (kind(stored) or pa.types.is_null(stored)):
                 self.add("schema", f"column '{name}' is stored as {stored}, the shard type is "
                          f"{SCHEMA.field(name).type}", **where)
         try:
-            for row in _rows(parquet, [f.name for f in SCHEMA if f.name in names]):
+            for row in ShardSet.rows(shard, [f.name for f in SCHEMA if f.name in names], cast=True):
                 self.row(row, shard.name)
         except pa.ArrowException as exc:
             self.add("schema", f"columns do not read as the shard types: {exc}", **where)

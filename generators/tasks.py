@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from amodaldata.atomic import atomic_path
 from amodaldata.engines import check_engine, run_tasks
 from amodaldata.errors import FormatError
 from amodaldata.scene import Scene
-from amodaldata.shards import canonical_split, shard_name, write_dataset_card, write_shard
+from amodaldata.shards import ShardSet, canonical_split, shard_name, write_dataset_card, write_shard
 
 #: Occlusion levels of the COCOA paper (Zhu et al. 2017, Sec. 5.1): none (q = 0), partial (0 < q <= .25),
 #: heavy (q > .25).
@@ -79,11 +78,9 @@ class ShardStats:
     @classmethod
     def of_shard(cls, path: Path) -> "ShardStats":
         """The stats of a finished shard, read from its ``regions`` and ``order`` columns."""
-        table = pq.read_table(path, columns=["regions", "order"])
+        scenes, rates, edges = ShardSet(path).occlusion()
         stats = cls()
-        regions = table.column("regions").combine_chunks().flatten()
-        rates = regions.field("occlusion_rate").to_numpy(zero_copy_only=False)
-        stats.add(rates, len(table.column("order").combine_chunks().flatten()), scenes=table.num_rows)
+        stats.add(rates, edges, scenes=scenes)
         return stats
 
     def summary(self) -> str:

@@ -11,24 +11,19 @@ detectron2 (shorter side ``min_size``, longer side at most ``max_size``; one ``m
 multi-scale training), horizontal flips in training, and batches padded by the model
 (:func:`instance_sample`). Predictions are mapped back to the original size.
 
-Partitioning (DESIGN.md, "Scale"): the shards' rows, in shard order, form one sequence; DDP rank ``r`` of
-``R`` reads the contiguous slice ``[r * n, (r + 1) * n)`` with ``n = total // R`` (the last ``total % R`` rows
-are dropped so every rank takes the same number of steps, as ``DistributedSampler(drop_last=True)``), so each
-rank reads its own shards; a rank's slice is split again into contiguous pieces for its DataLoader workers.
-Only the row groups that overlap a piece are read. Shuffling permutes row groups and the rows inside each
-group, seeded by (seed, epoch, rank, worker).
+Partitioning (DESIGN.md, "Scale") is :class:`amodaldata.shards.ShardSet`'s: each DDP rank reads a contiguous
+slice of the rows, so its own shards, split again for its DataLoader workers. Shuffling permutes the slices,
+their row groups and the rows inside each group, seeded by (seed, epoch, rank, worker).
 """
 
 from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 from PIL import Image
 from torch.utils.data import IterableDataset, get_worker_info
@@ -36,78 +31,12 @@ from torch.utils.data import IterableDataset, get_worker_info
 from amodaldata.errors import AmodalDataError, AnnotationError, GeometryError, MissingImageError
 from amodaldata.masks import Mask
 from amodaldata.scene import Region, Scene
-from amodaldata.shards import row_to_scene, shard_paths
+from amodaldata.shards import RowSlice, ShardSet, row_to_scene
 from amodaldata.targets import GT_CONFIDENCE, region_classes, scene_targets
 
 #: Per-channel mean and standard deviation of the input normalisation (ImageNet statistics).
 IMAGE_MEAN = (0.485, 0.456, 0.406)
 IMAGE_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass(frozen=True)
-class RowSlice:
-    """Rows ``[start, stop)`` of one shard file."""
-
-    path: Path
-    start: int
-    stop: int
-
-
-def shard_row_counts(paths: Sequence[Path]) -> list[int]:
-    """Row count of every shard, read from the Parquet footers only."""
-    return [pq.ParquetFile(p).metadata.num_rows for p in paths]
-
-
-def _split(start: int, stop: int, parts: int, index: int) -> tuple[int, int]:
-    """The ``index``-th of ``parts`` contiguous, near-equal pieces of ``[start, stop)``."""
-    bounds = np.linspace(start, stop, parts + 1).round().astype(int)
-    return int(bounds[index]), int(bounds[index + 1])
-
-
-def partition_rows(paths: Sequence[Path], counts: Sequence[int], *, rank: int = 0, world_size: int = 1,
-                   worker: int = 0, num_workers: int = 1, drop_remainder: bool = True) -> list[RowSlice]:
-    """The row slices read by one (rank, worker); see the module docstring for the rule.
-
-    Every rank gets ``sum(counts) // world_size`` rows; ``world_size == 1`` keeps every row. With
-    ``drop_remainder=False`` (inference) every row is read by exactly one rank, the ranks' shares differing
-    by at most one row.
-    """
-    if not 0 <= rank < world_size or not 0 <= worker < num_workers:
-        raise ValueError(f"bad partition index: rank {rank}/{world_size}, worker {worker}/{num_workers}")
-    if drop_remainder:
-        per_rank = sum(counts) // world_size
-        first, last = rank * per_rank, (rank + 1) * per_rank
-    else:
-        first, last = _split(0, sum(counts), world_size, rank)
-    lo, hi = _split(first, last, num_workers, worker)
-    out = []
-    offset = 0
-    for path, n in zip(paths, counts):
-        a, b = max(lo, offset), min(hi, offset + n)
-        if a < b:
-            out.append(RowSlice(Path(path), a - offset, b - offset))
-        offset += n
-    return out
-
-
-def iter_rows(piece: RowSlice, rng: np.random.Generator | None = None) -> Iterator[dict[str, Any]]:
-    """The rows of a slice as dicts, reading only the row groups it overlaps; shuffled when ``rng`` is given."""
-    parquet = pq.ParquetFile(piece.path)
-    groups = []
-    offset = 0
-    for g in range(parquet.metadata.num_row_groups):
-        n = parquet.metadata.row_group(g).num_rows
-        a, b = max(piece.start, offset), min(piece.stop, offset + n)
-        if a < b:
-            groups.append((g, a - offset, b - offset))
-        offset += n
-    if rng is not None:
-        groups = [groups[i] for i in rng.permutation(len(groups))]
-    for g, a, b in groups:
-        rows = parquet.read_row_group(g).slice(a, b - a).to_pylist()
-        order = rng.permutation(len(rows)) if rng is not None else range(len(rows))
-        for i in order:
-            yield rows[i]
 
 
 # -- one scene -> tensors ------------------------------------------------------------------------------
@@ -300,8 +229,7 @@ class ShardDataset(IterableDataset):
         super().__init__()
         self.sampler = sampler
         self.drop_remainder = drop_remainder
-        self.paths = shard_paths(path, split)
-        self.counts = shard_row_counts(self.paths)
+        self.shards = ShardSet(path, split)
         self.size = (size, size) if isinstance(size, int) else tuple(size)
         self.max_level, self.layers, self.num_classes = max_level, layers, num_classes
         self.images = Path(images) if images is not None else None
@@ -311,8 +239,8 @@ class ShardDataset(IterableDataset):
         self.rank = rank if rank is not None else (torch.distributed.get_rank() if dist else 0)
         self.world_size = world_size if world_size is not None else (
             torch.distributed.get_world_size() if dist else 1)
-        if drop_remainder and sum(self.counts) < self.world_size:
-            raise ValueError(f"{sum(self.counts)} scenes cannot feed {self.world_size} ranks")
+        if drop_remainder and len(self.shards) < self.world_size:
+            raise ValueError(f"{len(self.shards)} scenes cannot feed {self.world_size} ranks")
 
     def __len__(self) -> int:
         """Samples per rank and epoch."""
@@ -326,8 +254,8 @@ class ShardDataset(IterableDataset):
 
     def pieces(self, worker: int = 0, num_workers: int = 1) -> list[RowSlice]:
         """The row slices of this rank's ``worker``."""
-        return partition_rows(self.paths, self.counts, rank=self.rank, world_size=self.world_size,
-                              worker=worker, num_workers=num_workers, drop_remainder=self.drop_remainder)
+        return self.shards.partition(rank=self.rank, world_size=self.world_size, worker=worker,
+                                     num_workers=num_workers, drop_remainder=self.drop_remainder)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
@@ -335,24 +263,20 @@ class ShardDataset(IterableDataset):
         epoch = self.epoch + self._passes
         self._passes += 1
         rng = (np.random.default_rng([self.seed, epoch, self.rank, worker]) if self.shuffle else None)
-        pieces = self.pieces(worker, num_workers)
-        if rng is not None:
-            pieces = [pieces[i] for i in rng.permutation(len(pieces))]
-        for piece in pieces:
-            for row in iter_rows(piece, rng):
-                try:
-                    scene = row_to_scene(row)
-                except AmodalDataError as err:
-                    raise err.located(file=str(piece.path), image_id=json.loads(row.get("image_id") or "null"))
-                try:
-                    if self.sampler is not None:
-                        yield self.sampler(scene, rng)
-                    else:
-                        yield scene_sample(scene, self.size, max_level=self.max_level, layers=self.layers,
-                                           num_classes=self.num_classes, images=self.images,
-                                           with_targets=self.with_targets)
-                except AmodalDataError as err:
-                    raise err.located(file=str(piece.path))
+        for shard, row in ShardSet.slice_rows(self.pieces(worker, num_workers), rng):
+            try:
+                scene = row_to_scene(row)
+            except AmodalDataError as err:
+                raise err.located(file=str(shard), image_id=json.loads(row.get("image_id") or "null"))
+            try:
+                if self.sampler is not None:
+                    yield self.sampler(scene, rng)
+                else:
+                    yield scene_sample(scene, self.size, max_level=self.max_level, layers=self.layers,
+                                       num_classes=self.num_classes, images=self.images,
+                                       with_targets=self.with_targets)
+            except AmodalDataError as err:
+                raise err.located(file=str(shard))
 
 
 #: Keys stacked into one batch tensor; every other key stays a per-image list.

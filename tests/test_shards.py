@@ -1,4 +1,4 @@
-"""Parquet shards: round trip, determinism, atomicity, Hugging Face compatibility."""
+"""Parquet shards: round trip, determinism, atomicity, Hugging Face compatibility, partitioning."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from amodaldata.errors import FormatError
 from amodaldata.masks import Mask
 from amodaldata.order import OcclusionOrder
 from amodaldata.scene import Region, Scene
-from amodaldata.shards import (SCHEMA, SPLIT_KEYWORDS, canonical_split, dataset_features_yaml, read_shards,
-                               shard_name, write_dataset_card, write_shard, write_shards)
+from amodaldata.shards import (SCHEMA, SPLIT_KEYWORDS, ShardSet, canonical_split, dataset_features_yaml,
+                               read_shards, shard_name, write_dataset_card, write_shard, write_shards)
 from converters.cocoa import read_cocoa
 
 
@@ -233,3 +233,49 @@ def test_reading_bad_shards_names_the_file(tmp_path):
     bad.write_bytes(b"not parquet")
     with pytest.raises(FormatError, match="x.parquet"):
         list(read_shards(bad))
+
+
+def tiny_shards(folder, n_scenes: int, n_shards: int) -> list:
+    """``n_scenes`` one-region 4x4 scenes (ids 0, 1, ...) over ``n_shards`` shards in row groups of two."""
+    paths = []
+    for s, ids in enumerate(np.array_split(np.arange(n_scenes), n_shards)):
+        scenes = [Scene(int(i), 4, 4, [Region(1, Mask.from_bitmap(np.eye(4, dtype=bool)))], OcclusionOrder(set()))
+                  for i in ids]
+        paths.append(folder / shard_name("train", s, n_shards))
+        write_shard(scenes, paths[-1], row_group_size=2)
+    return paths
+
+
+def test_ranks_get_equal_disjoint_contiguous_rows(tmp_path):
+    paths = tiny_shards(tmp_path, 7, 3)                      # shards of 3, 2, 2 rows
+    shards = ShardSet(tmp_path)
+    assert shards.paths == paths and shards.counts == [3, 2, 2] and len(shards) == 7
+    per_rank = [shards.partition(rank=r, world_size=2) for r in range(2)]
+    rows = [[(p.path.name, i) for p in piece for i in range(p.start, p.stop)] for piece in per_rank]
+    assert len(rows[0]) == len(rows[1]) == 3                   # 7 // 2, the last row dropped
+    assert not set(rows[0]) & set(rows[1])
+    assert {p.path for p in per_rank[0]} == {paths[0]}         # rank 0 reads shard 0 only
+    ids = [[row["image_id"] for _, row in ShardSet.slice_rows(piece)] for piece in per_rank]
+    assert ids == [["0", "1", "2"], ["3", "4", "5"]]
+
+
+def test_workers_split_a_rank_and_every_row_is_read_once(tmp_path):
+    paths = tiny_shards(tmp_path, 7, 3)
+    shards = ShardSet(tmp_path)
+    pieces = [shards.partition(worker=w, num_workers=3) for w in range(3)]
+    seen = sorted((p.path.name, i) for ps in pieces for p in ps for i in range(p.start, p.stop))
+    assert seen == sorted({(p.name, i) for p, n in zip(paths, shards.counts) for i in range(n)})
+    kept = [shards.partition(rank=r, world_size=2, drop_remainder=False) for r in range(2)]
+    assert sorted(row["image_id"] for ps in kept for _, row in ShardSet.slice_rows(ps)) == [str(i) for i in range(7)]
+    with pytest.raises(ValueError, match="bad partition index"):
+        shards.partition(rank=2, world_size=2)
+
+
+def test_shuffled_rows_of_a_slice_read_only_its_row_groups(tmp_path):
+    tiny_shards(tmp_path, 7, 1)                               # row groups [0, 1], [2, 3], [4, 5], [6]
+    piece = ShardSet(tmp_path).partition(rank=1, world_size=3)[0]
+    assert (piece.start, piece.stop) == (2, 4)
+    rows = [row["image_id"] for _, row in ShardSet.slice_rows([piece], np.random.default_rng(0))]
+    assert sorted(rows) == ["2", "3"]
+    scenes, rates, edges = ShardSet(tmp_path).occlusion()
+    assert (scenes, rates.shape, edges) == (7, (7,), 0)

@@ -17,7 +17,7 @@ from pycocotools import mask as cocomask
 
 from amodaldata.data import COCOA_DEMO_DIR, COCOA_DEMO_JSON
 from amodaldata.masks import Mask
-from amodaldata.shards import SCHEMA, shard_paths, write_shards
+from amodaldata.shards import SCHEMA, ShardSet, write_shards
 from amodaldata.validate import EXAMPLES, LAYOUTS, validate_file
 from amodaldata.validate_shards import validate_shards
 from cli import main
@@ -121,7 +121,7 @@ def corrupted(src: Path, tmp_path: Path, change: Callable[[list[dict[str, Any]]]
     """A copy of the shard folder ``src`` whose first shard's rows went through ``change``."""
     out = tmp_path / "corrupted"
     shutil.copytree(src, out)
-    shard = shard_paths(out)[0]
+    shard = ShardSet(out).paths[0]
     rows = pq.read_table(shard).to_pylist()
     change(rows)
     pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), shard)
@@ -137,7 +137,7 @@ def test_shards_written_from_cocoa_and_shapes_are_clean(cocoa_shards, shapes_sha
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [f"{cocoa_shards} (parquet): 5 images, 5 annotations, 48 regions checked",
                                           "clean: no problem found"]
-    one = shard_paths(shapes_shards)[0]
+    one = ShardSet(shapes_shards).paths[0]
     assert runner.invoke(main, ["validate", str(one), "--from", "parquet"]).exit_code == 0
 
 

@@ -10,8 +10,7 @@ from torch.utils.data import DataLoader
 from amodaldata.errors import AnnotationError, MissingImageError
 from amodaldata.shards import write_shard
 from amodaldata.targets import scene_targets
-from models.data import (ShardDataset, collate, masks_to_boxes, partition_rows, resize_scene, scene_sample,
-                         shard_row_counts)
+from models.data import ShardDataset, collate, masks_to_boxes, resize_scene, scene_sample
 
 from .conftest import make_scene, write_tiny_shards
 
@@ -21,25 +20,15 @@ def _ids(dataset: ShardDataset) -> list:
 
 
 def test_ranks_get_equal_disjoint_contiguous_rows(tmp_path):
-    paths = write_tiny_shards(tmp_path, 7, 3)                # shards of 3, 2, 2 rows
-    counts = shard_row_counts(paths)
-    assert counts == [3, 2, 2]
-    per_rank = [partition_rows(paths, counts, rank=r, world_size=2) for r in range(2)]
-    rows = [[(p.path.name, i) for p in piece for i in range(p.start, p.stop)] for piece in per_rank]
-    assert len(rows[0]) == len(rows[1]) == 3                   # 7 // 2, the last row dropped
-    assert not set(rows[0]) & set(rows[1])
-    assert {p.path for p in per_rank[0]} == {paths[0]}         # rank 0 reads shard 0 only
+    """The partition itself is tested against ShardSet in tests/test_shards.py."""
+    write_tiny_shards(tmp_path, 7, 3)                        # shards of 3, 2, 2 rows
     ranks = [ShardDataset(tmp_path, 64, rank=r, world_size=2, with_targets=False) for r in range(2)]
     assert [len(d) for d in ranks] == [3, 3]
     assert _ids(ranks[0]) == [0, 1, 2] and _ids(ranks[1]) == [3, 4, 5]
 
 
 def test_workers_split_a_rank_and_every_row_is_read_once(tmp_path):
-    paths = write_tiny_shards(tmp_path, 7, 3)
-    counts = shard_row_counts(paths)
-    pieces = [partition_rows(paths, counts, worker=w, num_workers=3) for w in range(3)]
-    seen = sorted((p.path.name, i) for ps in pieces for p in ps for i in range(p.start, p.stop))
-    assert seen == sorted({(p.name, i) for p, n in zip(paths, counts) for i in range(n)})
+    write_tiny_shards(tmp_path, 7, 3)
     dataset = ShardDataset(tmp_path, 64, with_targets=False)
     loader = DataLoader(dataset, batch_size=2, num_workers=2, collate_fn=collate)
     assert sorted(i for b in loader for i in b["image_ids"]) == list(range(7))
@@ -55,6 +44,27 @@ def test_shuffle_changes_with_epoch_and_keeps_the_rows(tmp_path):
     second = _ids(dataset)
     assert sorted(first) == sorted(second) == list(range(8))
     assert first != second
+
+
+#: The shuffled orders of 11 scenes in 3 shards (seed 5) per (world size, rank, drop_remainder, epoch), as
+#: ShardDataset read them before its partition and row iteration moved to amodaldata.shards.ShardSet.
+PINNED_ORDERS = {
+    (1, 0, True, 0): [4, 5, 7, 6, 9, 8, 10, 2, 3, 1, 0], (1, 0, True, 1): [0, 1, 3, 2, 10, 9, 8, 7, 6, 4, 5],
+    (1, 0, False, 0): [4, 5, 7, 6, 9, 8, 10, 2, 3, 1, 0], (1, 0, False, 1): [0, 1, 3, 2, 10, 9, 8, 7, 6, 4, 5],
+    (2, 0, True, 0): [4, 2, 3, 0, 1], (2, 0, True, 1): [0, 1, 2, 3, 4],
+    (2, 0, False, 0): [5, 4, 0, 1, 3, 2], (2, 0, False, 1): [0, 1, 2, 3, 5, 4],
+    (2, 1, True, 0): [8, 9, 5, 6, 7], (2, 1, True, 1): [9, 8, 7, 6, 5],
+    (2, 1, False, 0): [8, 9, 10, 6, 7], (2, 1, False, 1): [10, 9, 8, 7, 6],
+}
+
+
+def test_shuffle_orders_are_pinned(tmp_path):
+    write_tiny_shards(tmp_path, 11, 3)
+    for (world_size, rank, drop, epoch), order in PINNED_ORDERS.items():
+        dataset = ShardDataset(tmp_path, 64, shuffle=True, seed=5, rank=rank, world_size=world_size,
+                               with_targets=False, drop_remainder=drop)
+        dataset.set_epoch(epoch)
+        assert _ids(dataset) == order
 
 
 def test_sample_at_native_size_equals_the_scene_targets():
