@@ -2,7 +2,7 @@
 
 Each row becomes a :class:`~amodaldata.scene.Scene` (:func:`amodaldata.shards.row_to_scene`); its image is
 decoded with PIL and resized (bilinear) to the chosen size, and its amodal masks are resampled (nearest, at
-pixel centres) to the same size *before* the layer stack is built, so every target — sem-dist maps (SLN Eq. 1),
+pixel centres, :func:`amodaldata.resize.resize_scene`) to the same size *before* the layer stack is built, so every target — sem-dist maps (SLN Eq. 1),
 global and instance layering maps (SLN Sec. 4.3-4.4), K-layer masks (Liu et al. 2019, Sec. 3), amodal and visible
 masks, boxes — comes from one small layer stack (:func:`amodaldata.targets.scene_targets`). Two input
 policies: the dense models (SLN, the layered embedding net) take a square of ``size`` (images stretched, no
@@ -28,9 +28,9 @@ import torch
 from PIL import Image
 from torch.utils.data import IterableDataset, get_worker_info
 
-from amodaldata.errors import AmodalDataError, AnnotationError, GeometryError, MissingImageError
-from amodaldata.masks import Mask
-from amodaldata.scene import Region, Scene
+from amodaldata.errors import AmodalDataError, AnnotationError, MissingImageError
+from amodaldata.resize import resize_scene
+from amodaldata.scene import Scene
 from amodaldata.shards import RowSlice, ShardSet, row_to_scene
 from amodaldata.targets import GT_CONFIDENCE, region_classes, scene_targets
 
@@ -40,39 +40,6 @@ IMAGE_STD = (0.229, 0.224, 0.225)
 
 
 # -- one scene -> tensors ------------------------------------------------------------------------------
-def resize_scene(scene: Scene, height: int, width: int) -> Scene:
-    """The scene with every amodal mask resampled (nearest, at pixel centres) to ``height x width``.
-
-    The occlusion order and depth ranks are kept, so the resized layer stack is the resampled original one.
-    Given visible masks are not carried over: targets derive visible masks from the layer stack.
-    """
-    ys = np.minimum(((np.arange(height) + 0.5) * scene.height / height).astype(np.int64), scene.height - 1)
-    xs = np.minimum(((np.arange(width) + 0.5) * scene.width / width).astype(np.int64), scene.width - 1)
-    if height <= scene.height and width <= scene.width:
-        # downsampling: each source row/column feeds at most one target one, so invert the maps and walk the
-        # masks' RLE runs (no full-size bitmap is decoded)
-        from amodaldata.rle import runs
-        from amodaldata.stack_kernels import resample_runs
-
-        row = np.full(scene.height, -1, np.int64)
-        col = np.full(scene.width, -1, np.int64)
-        row[ys], col[xs] = np.arange(height), np.arange(width)
-        raw = [r.amodal.to_pycocotools()["counts"] for r in scene.regions]
-        starts, ends, run_offsets, bad = runs(raw, scene.height * scene.width)
-        if bad >= 0:
-            raise GeometryError("amodal RLE counts are not a valid mask of the image",
-                                region_id=scene.regions[bad].id)
-        resampled = np.zeros((len(raw), width, height), dtype=bool)
-        resample_runs(starts, ends, run_offsets, scene.height, row, col, resampled)
-        bitmaps = [m.T for m in resampled]                     # (height, width) views, column-major in memory
-    else:
-        bitmaps = [r.amodal.to_bitmap()[np.ix_(ys, xs)] for r in scene.regions]
-    regions = [Region(r.id, Mask.from_bitmap(bitmap), name=r.name, category_id=r.category_id,
-                      is_stuff=r.is_stuff, depth_rank=r.depth_rank) for r, bitmap in zip(scene.regions, bitmaps)]
-    return Scene(id=scene.id, height=height, width=width, regions=regions, order=scene.order,
-                 annotation_id=scene.annotation_id)
-
-
 def decode_image(scene: Scene, height: int, width: int, images: Path | None = None, *,
                  normalize: bool = True) -> torch.Tensor:
     """The scene's RGB image resized (bilinear) to ``height x width``, float32 ``(3, H, W)``: normalised with

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from amodaldata.errors import AnnotationError, MissingImageError
 from amodaldata.shards import write_shard
 from amodaldata.targets import scene_targets
-from models.data import ShardDataset, collate, masks_to_boxes, resize_scene, scene_sample
+from models.data import ShardDataset, collate, masks_to_boxes, scene_sample
 
 from .conftest import make_scene, write_tiny_shards
 
@@ -93,32 +93,6 @@ def test_resized_targets_are_the_resampled_stack():
     assert np.array_equal(sample["layered_instances"].numpy(),
                           full["layered_instances"][:, idx_y][:, :, idx_x])
     assert sample["layered_classes"].max() == 1                      # class-agnostic by default
-    assert resize_scene(scene, 32, 16).order.edges == scene.order.edges
-
-
-@pytest.mark.parametrize("size", [(37, 50), (13, 7), (60, 90), (1, 1), (30, 200)])
-def test_resize_samples_every_mask_at_pixel_centres(size):
-    """Down (kernel over the RLE runs) and up (decoded bitmaps): each mask is the original read at the target
-    pixels' centres; masks with runs that wrap columns, full and empty ones included."""
-    from amodaldata.masks import Mask
-    from amodaldata.order import OcclusionOrder
-    from amodaldata.scene import Region, Scene
-
-    rng = np.random.default_rng(sum(size))
-    height, width = 60, 90
-    bitmaps = [rng.random((height, width)) < 0.3, np.ones((height, width), bool), np.zeros((height, width), bool)]
-    block = np.zeros((height, width), bool)
-    block[5:, 10:40] = True
-    bitmaps.append(block)
-    regions = [Region(i + 1, Mask.from_rle(Mask.from_bitmap(b).to_rle(), height, width), depth_rank=i + 1)
-               for i, b in enumerate(bitmaps)]
-    scene = Scene(1, height, width, regions, OcclusionOrder.from_ranks({r.id: r.depth_rank for r in regions}))
-    h, w = size
-    ys = np.minimum(((np.arange(h) + 0.5) * height / h).astype(np.int64), height - 1)
-    xs = np.minimum(((np.arange(w) + 0.5) * width / w).astype(np.int64), width - 1)
-    resized = resize_scene(scene, h, w)
-    for bitmap, region in zip(bitmaps, resized.regions):
-        assert np.array_equal(region.amodal.to_bitmap(), bitmap[np.ix_(ys, xs)])
 
 
 def test_collate_stacks_images_and_keeps_instances_per_image(shards):
