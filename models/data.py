@@ -1,15 +1,15 @@
 """Training data from amodaldata Parquet shards: rows -> Scenes -> resized targets -> torch tensors.
 
-Each row becomes a :class:`~amodaldata.scene.Scene` (:func:`amodaldata.shards.row_to_scene`); its image is
-decoded with PIL and resized (bilinear) to the chosen size, and its amodal masks are resampled (nearest, at
-pixel centres, :func:`amodaldata.resize.resize_scene`) to the same size *before* the layer stack is built, so every target — sem-dist maps (SLN Eq. 1),
-global and instance layering maps (SLN Sec. 4.3-4.4), K-layer masks (Liu et al. 2019, Sec. 3), amodal and visible
-masks, boxes — comes from one small layer stack (:func:`amodaldata.targets.scene_targets`). Two input
-policies: the dense models (SLN, the layered embedding net) take a square of ``size`` (images stretched, no
-letterbox, :func:`scene_sample`); the two-stage models take the aspect-preserving scale of torchvision and
-detectron2 (shorter side ``min_size``, longer side at most ``max_size``; one ``min_size`` drawn per image in
-multi-scale training), horizontal flips in training, and batches padded by the model
-(:func:`instance_sample`). Predictions are mapped back to the original size.
+Each row becomes a :class:`~amodaldata.scene.Scene` (:func:`amodaldata.shards.row_to_scene`); its image is decoded
+with PIL and resized (bilinear) to the chosen size, and its amodal masks are resampled (nearest, at pixel centres,
+:func:`amodaldata.resize.resize_scene`) to the same size *before* the layer stack is built, so every target —
+sem-dist maps (SLN Eq. 1), global and instance layering maps (SLN Sec. 4.3-4.4), K-layer masks (Liu et al. 2019,
+Sec. 3), amodal and visible masks, boxes — comes from one small layer stack
+(:func:`amodaldata.targets.scene_targets`). Two input policies: the dense models (SLN, the layered embedding net)
+take a square of ``size`` (images stretched, no letterbox, :func:`scene_sample`); the two-stage models take the
+aspect-preserving scale of torchvision and detectron2 (shorter side ``min_size``, longer side at most ``max_size``;
+one ``min_size`` drawn per image in multi-scale training), horizontal flips in training, and batches padded by the
+model (:func:`instance_sample`). Predictions are mapped back to the original size.
 
 Partitioning (DESIGN.md, "Scale") is :class:`amodaldata.shards.ShardSet`'s: each DDP rank reads a contiguous
 slice of the rows, so its own shards, split again for its DataLoader workers. Shuffling permutes the slices,
