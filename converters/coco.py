@@ -22,11 +22,11 @@ from amodaldata.order import OcclusionOrder
 from amodaldata.scene import Region, Scene
 from amodaldata.stack_runs import StackRuns
 
-from .cocoa import IMAGE_FIELDS, _image_file, _require, load_json
 from .encoding import IdAllocator, TracedPolygons, bbox, image_record, segmentation
 from .jsonio import CocoLayoutWriter
 from .labels import CategoryTable, load_label_map, normalise, resolve
 from .losses import LossReport, Written
+from .records import IMAGE_FIELDS, image_file, load_json, require
 
 
 # -- layouts --------------------------------------------------------------------------------------------
@@ -102,8 +102,8 @@ def _categories(data: dict, path: Path) -> dict[int, str]:
         raise AnnotationError("'categories' must be a list", file=str(path))
     out = {}
     for cat in cats:
-        cid = _require(cat, "id", int, "category")
-        name = _require(cat, "name", str, f"category {cid}")
+        cid = require(cat, "id", int, "category")
+        name = require(cat, "name", str, f"category {cid}")
         out[cid] = name
     return out
 
@@ -139,9 +139,9 @@ def read_instances(path: str | Path, layout: InstanceLayout | Callable[[dict], I
     records: dict[Any, dict] = {}
     for record in data["images"]:
         try:
-            image_id = _require(record, "id", (int, str), "image record")
+            image_id = require(record, "id", (int, str), "image record")
             for key in ("width", "height"):
-                _require(record, key, int, f"image record {image_id}")
+                require(record, key, int, f"image record {image_id}")
             check_size(record["height"], record["width"])
             if image_id in records:
                 raise AnnotationError("duplicate image id", image_id=image_id)
@@ -157,7 +157,7 @@ def read_instances(path: str | Path, layout: InstanceLayout | Callable[[dict], I
         image_id = ann.get("image_id") if isinstance(ann, dict) else None
         ann_id = ann.get("id") if isinstance(ann, dict) else None
         try:
-            _require(ann, "image_id", (int, str), "annotation")
+            require(ann, "image_id", (int, str), "annotation")
             if image_id not in records:
                 raise AnnotationError("annotation names an image the 'images' list does not have")
         except AmodalDataError as err:
@@ -192,7 +192,7 @@ def _scene(record: dict, anns: list[dict], layout: InstanceLayout, order: OrderF
             raise err.located(annotation_id=ann.get("id"), region_id=index + 1)
     image_path = None
     if load_images and image_dir is not None:
-        image_path = _image_file(record, {}, path, image_dir)
+        image_path = image_file(record, {}, path, image_dir)
     extra = {k: v for k, v in record.items() if k not in IMAGE_FIELDS}
     scene = Scene(id=record["id"], height=height, width=width, regions=regions, order=order(anns, regions),
                   file_name=record.get("file_name"),
@@ -212,7 +212,7 @@ def _field_mask(segmentation: Any, key: str, height: int, width: int) -> Mask:
 
 def _region(ann: dict, rid: int, layout: InstanceLayout, names: dict[int, str], height: int,
             width: int) -> Region:
-    amodal = _field_mask(_require(ann, layout.amodal, (list, dict), "annotation"), layout.amodal, height, width)
+    amodal = _field_mask(require(ann, layout.amodal, (list, dict), "annotation"), layout.amodal, height, width)
     category_id = ann.get("category_id")
     if category_id is not None and (not isinstance(category_id, int) or isinstance(category_id, bool)):
         raise AnnotationError(f"'category_id' must be int, got {type(category_id).__name__}")

@@ -12,13 +12,12 @@ outlines' bounding boxes meet.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from amodaldata.errors import AmodalDataError, AnnotationError, ErrorPolicy, MissingImageError, OnError
+from amodaldata.errors import AmodalDataError, AnnotationError, ErrorPolicy, OnError
 from amodaldata.images import check_image, check_size
 from amodaldata.masks import Mask
 from amodaldata.order import OcclusionOrder
@@ -28,41 +27,13 @@ from amodaldata.stack_runs import StackRuns
 from .encoding import IdAllocator, image_record, segmentation
 from .jsonio import CocoLayoutWriter, iter_json
 from .losses import LossReport, Written
+from .records import IMAGE_FIELDS, image_file, require
 
 #: Region fields the model holds; any other field rides in ``Region.extra``.
 REGION_FIELDS = {"segmentation", "name", "isStuff", "order", "visible_mask", "invisible_mask", "area",
                  "occlude_rate"}
 #: Annotation fields the model holds; any other field rides in ``Scene.extra``.
 ANNOTATION_FIELDS = {"id", "image_id", "author", "regions", "depth_constraint"}
-IMAGE_FIELDS = {"id", "file_name", "width", "height"}
-
-
-def load_json(path: str | Path) -> Any:
-    """Parse a JSON file; a syntax error becomes an :class:`AnnotationError` naming the file, line and column."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            return json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise AnnotationError(f"malformed JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
-                              file=str(path)) from None
-    except UnicodeDecodeError as exc:
-        raise AnnotationError(f"not UTF-8 text: {exc.reason}", file=str(path)) from None
-    except FileNotFoundError:
-        raise AnnotationError("no such file", file=str(path)) from None
-
-
-def _require(record: dict, key: str, types: type | tuple[type, ...], what: str) -> Any:
-    if not isinstance(record, dict):
-        raise AnnotationError(f"{what} must be a JSON object, got {type(record).__name__}")
-    if key not in record:
-        raise AnnotationError(f"{what} has no '{key}' field")
-    value = record[key]
-    allowed = types if isinstance(types, tuple) else (types,)
-    if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-        names = "/".join(t.__name__ for t in allowed)
-        raise AnnotationError(f"{what} field '{key}' must be {names}, got {type(value).__name__}")
-    return value
 
 
 def read_cocoa(path: str | Path, images: str | Path | None = None, *, on_error: OnError | ErrorPolicy = "fail",
@@ -85,9 +56,9 @@ def read_cocoa(path: str | Path, images: str | Path | None = None, *, on_error: 
         if kind == "images":
             for record in value:
                 try:
-                    image_id = _require(record, "id", (int, str), "image record")
+                    image_id = require(record, "id", (int, str), "image record")
                     for key in ("width", "height"):
-                        _require(record, key, int, f"image record {image_id}")
+                        require(record, key, int, f"image record {image_id}")
                     check_size(record["height"], record["width"])
                 except AmodalDataError as err:
                     policy.handle(err.located(file=str(path),
@@ -159,33 +130,14 @@ def _stream(path: Path) -> Iterator[tuple[str, Any]]:
                               "annotation with 'regions'", file=str(path))
 
 
-def _image_file(record: dict | None, ann: dict, path: Path, image_dir: Path | None) -> Path | None:
-    """Where the image of this annotation lies, or None when no folder was given."""
-    if image_dir is None:
-        return None
-    candidates = []
-    if record is not None and isinstance(record.get("file_name"), str):
-        candidates.append(image_dir / record["file_name"])
-    url = ann.get("url")
-    if isinstance(url, str) and url:
-        candidates.append(image_dir / url.rsplit("/", 1)[-1])
-    candidates.append(image_dir / f"{path.stem}.jpg")   # the demo layout: N.json beside N.jpg
-    candidates.append(image_dir / f"{path.stem}.png")
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise MissingImageError(f"image file not found in {image_dir} (looked for "
-                            f"{', '.join(c.name for c in dict.fromkeys(candidates))})")
-
-
 def _scene_from_annotation(ann: Any, images: dict[Any, dict], path: Path, image_dir: Path | None,
                            load_images: bool) -> Scene:
-    image_id = _require(ann, "image_id", (int, str), "annotation")
-    regions_in = _require(ann, "regions", list, "annotation")
+    image_id = require(ann, "image_id", (int, str), "annotation")
+    regions_in = require(ann, "regions", list, "annotation")
     record = images.get(image_id)
     if images and record is None:
         raise AnnotationError("annotation names an image the 'images' list does not have")
-    image_path = _image_file(record, ann, path, image_dir) if (image_dir is not None and
+    image_path = image_file(record, ann, path, image_dir) if (image_dir is not None and
                                                               (load_images or record is None)) else None
     if record is not None:
         height, width = record["height"], record["width"]
@@ -239,7 +191,7 @@ def _region_name(raw: Any, rid: int) -> str:
 
 
 def _region(raw: Any, rid: int, height: int, width: int) -> Region:
-    segmentation = _require(raw, "segmentation", (list, dict), "region")
+    segmentation = require(raw, "segmentation", (list, dict), "region")
     amodal = Mask.from_segmentation(segmentation, height, width)
     name = raw.get("name")
     if name is not None and not isinstance(name, str):
