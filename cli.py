@@ -137,7 +137,7 @@ def validate(input: Path, src_format: str | None, images: Path | None, fix: bool
     amodaldata validate shards/
     """
     from amodaldata.errors import FormatError
-    from amodaldata.validate import LAYOUTS, validate_file
+    from converters.validate import LAYOUTS, validate_file
     from amodaldata.validate_shards import validate_shards
     from converters.detect import detect_format
 

@@ -29,8 +29,10 @@ from .jsonio import CocoLayoutWriter, iter_json
 from .losses import LossReport, Written
 from .records import IMAGE_FIELDS, image_file, require
 
+#: The region fields of the amodal, visible and hidden masks.
+AMODAL, VISIBLE, INVISIBLE = "segmentation", "visible_mask", "invisible_mask"
 #: Region fields the model holds; any other field rides in ``Region.extra``.
-REGION_FIELDS = {"segmentation", "name", "isStuff", "order", "visible_mask", "invisible_mask", "area",
+REGION_FIELDS = {AMODAL, "name", "isStuff", "order", VISIBLE, INVISIBLE, "area",
                  "occlude_rate"}
 #: Annotation fields the model holds; any other field rides in ``Scene.extra``.
 ANNOTATION_FIELDS = {"id", "image_id", "author", "regions", "depth_constraint"}
@@ -191,7 +193,7 @@ def _region_name(raw: Any, rid: int) -> str:
 
 
 def _region(raw: Any, rid: int, height: int, width: int) -> Region:
-    segmentation = require(raw, "segmentation", (list, dict), "region")
+    segmentation = require(raw, AMODAL, (list, dict), "region")
     amodal = Mask.from_segmentation(segmentation, height, width)
     name = raw.get("name")
     if name is not None and not isinstance(name, str):
@@ -202,9 +204,9 @@ def _region(raw: Any, rid: int, height: int, width: int) -> Region:
     rank = raw.get("order")
     if rank is not None and (not isinstance(rank, int) or isinstance(rank, bool) or rank < 1):
         raise AnnotationError(f"'order' must be a positive int, got {rank!r}")
-    visible = raw.get("visible_mask")
+    visible = raw.get(VISIBLE)
     visible_mask = Mask.from_rle(visible, height, width) if visible is not None else None
-    invisible = raw.get("invisible_mask")
+    invisible = raw.get(INVISIBLE)
     if invisible is not None:
         # its size is checked; the mask itself is derived again from the layer stack, so it is not decoded
         Mask.from_rle(invisible, height, width, check_counts=False)
@@ -284,15 +286,15 @@ def _annotation_object(scene: Scene, ann_id: Any, losses: LossReport, fmt: str) 
         region = by_id[rid]
         area = stack.area(rid)
         hidden = int(np.count_nonzero(stack.levels[rid]))
-        record: dict[str, Any] = {"segmentation": segmentation(region.amodal, flat_single=True)}
+        record: dict[str, Any] = {AMODAL: segmentation(region.amodal, flat_single=True)}
         if region.name is not None:
             record["name"] = region.name
         record["area"] = area
         record["isStuff"] = int(region.is_stuff)
         visible = runs.visible_rle(rid) if hidden else None
         if hidden:
-            record["visible_mask"] = visible
-            record["invisible_mask"] = runs.invisible_rle(rid)
+            record[VISIBLE] = visible
+            record[INVISIBLE] = runs.invisible_rle(rid)
         record["occlude_rate"] = hidden / area if hidden else 0
         record["order"] = rank_of[rid]
         record.update({k: v for k, v in region.extra.items() if k not in record and k not in REGION_FIELDS})

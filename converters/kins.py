@@ -39,6 +39,8 @@ from .coco import InstanceLayout, read_instances, write_instances
 from .labels import KINS_TABLE
 from .losses import LossReport, Written
 
+#: KINS 2020's order fields: the occlusion cluster of an instance and its rank inside it.
+ORDER_FIELDS = ("oco_id", "ico_id")
 ORIGINAL = InstanceLayout(
     name="kins", amodal="segmentation", visible="inmodal_seg", invisible=None, amodal_bbox="bbox",
     visible_bbox="inmodal_bbox", occlude_rate=False, amodal_encoding="polygons", visible_encoding="rle",
@@ -48,7 +50,7 @@ RELEASE_2020 = InstanceLayout(
     name="kins-2020", amodal="a_segm", visible="i_segm", invisible=None, amodal_bbox="a_bbox",
     visible_bbox="i_bbox", occlude_rate=False, amodal_encoding="polygons", visible_encoding="polygons",
     area="a_area", visible_area="i_area", area_fallback="area",
-    native=frozenset({"id", "iscrowd", "oco_id", "ico_id"}), table=KINS_TABLE,
+    native=frozenset({"id", "iscrowd", *ORDER_FIELDS}), table=KINS_TABLE,
 )
 
 

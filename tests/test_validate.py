@@ -1,4 +1,4 @@
-"""amodaldata.validate on the real COCOA files, the report's shape, --fix with shapely's make_valid, and the
+"""converters.validate on the real COCOA files, the report's shape, --fix with shapely's make_valid, and the
 checks of Parquet shards written from COCOA and the shapes generator, clean and corrupted."""
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from pycocotools import mask as cocomask
 from amodaldata.data import COCOA_DEMO_DIR, COCOA_DEMO_JSON
 from amodaldata.masks import Mask
 from amodaldata.shards import SCHEMA, ShardSet, write_shards
-from amodaldata.validate import EXAMPLES, LAYOUTS, validate_file
+from amodaldata.validate import EXAMPLES
 from amodaldata.validate_shards import validate_shards
 from cli import main
 from converters import read
 from converters.cocoa import read_cocoa
+from converters.validate import LAYOUTS, validate_file
 from generators.shapes import PAPER, generate_scene
 
 BOWTIE = [30.0, 23.0, 36.0, 28.0, 36.0, 23.0, 30.0, 28.0]

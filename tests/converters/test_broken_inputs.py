@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from pycocotools import mask as cocomask
 
 from amodaldata.errors import AmodalDataError
-from amodaldata.validate import LAYOUTS, validate_file
+from converters.validate import LAYOUTS, validate_file
 from cli import main
 from converters import READERS
 
@@ -197,7 +197,7 @@ def test_cli_exit_codes(make_file, tmp_path):
 def test_ctrl_c_is_a_message_and_exit_code_130(make_file, monkeypatch, in_kernel):
     """Ctrl-C during a command gives "interrupted" and exit code 130, not a traceback; inside a compiled
     kernel it surfaces as a SystemError caused by the KeyboardInterrupt, which counts the same."""
-    import amodaldata.validate
+    import converters.validate
 
     def interrupted(*args: Any, **kwargs: Any) -> Any:
         if not in_kernel:
@@ -207,18 +207,18 @@ def test_ctrl_c_is_a_message_and_exit_code_130(make_file, monkeypatch, in_kernel
         except KeyboardInterrupt as exc:
             raise SystemError("CPUDispatcher(...) returned a result with an exception set") from exc
 
-    monkeypatch.setattr(amodaldata.validate, "validate_file", interrupted)
+    monkeypatch.setattr(converters.validate, "validate_file", interrupted)
     result = CliRunner().invoke(main, ["validate", str(make_file("cocoa"))])
     assert result.exit_code == 130 and "interrupted" in result.output and result.exception.__class__ is SystemExit
 
 
 def test_a_system_error_of_another_cause_is_not_hidden(make_file, monkeypatch):
-    import amodaldata.validate
+    import converters.validate
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise SystemError("a real bug")
 
-    monkeypatch.setattr(amodaldata.validate, "validate_file", broken)
+    monkeypatch.setattr(converters.validate, "validate_file", broken)
     result = CliRunner().invoke(main, ["validate", str(make_file("cocoa"))])
     assert isinstance(result.exception, SystemError) and "interrupted" not in result.output
 

@@ -17,7 +17,7 @@ from PIL import Image
 from amodaldata.data import COCOA_DEMO_DIR, COCOA_DEMO_JSON
 from amodaldata.errors import AmodalDataError
 from amodaldata.shards import SCHEMA
-from amodaldata.validate import LAYOUTS, validate_file
+from converters.validate import LAYOUTS, validate_file
 from cli import main
 from converters import READERS
 from converters.convert import convert
