@@ -201,7 +201,8 @@ class AmodalRoIHeads(RoIHeads):
         with torch.autocast(target.device.type, enabled=False):
             p = added_amodal(_chosen(logits["visible"].float(), labels).sigmoid(),
                              _chosen(logits["occluded"].float(), labels).sigmoid())
-            return F.binary_cross_entropy(p.clamp(1e-6, 1 - 1e-6), target.float())
+            # ROI-Align of a 0/1 mask can overshoot [0, 1] by rounding; binary_cross_entropy refuses that
+            return F.binary_cross_entropy(p.clamp(1e-6, 1 - 1e-6), target.float().clamp(0, 1))
 
     def mask_probabilities(self, logits: dict[str, torch.Tensor], labels: list[torch.Tensor]
                            ) -> dict[str, list[torch.Tensor]]:

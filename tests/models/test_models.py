@@ -219,3 +219,13 @@ def test_embedding_decoding_recovers_instances_from_perfect_outputs(batch):
         for (a, v, lab), (ea, ev, elab) in zip(got, want):
             assert np.array_equal(a, ea) and np.array_equal(v, ev) and lab == elab
         assert all(s == pytest.approx(1.0) for s in det.scores)
+
+
+def test_arcnn_add_loss_takes_roi_aligned_targets_that_overshoot_one(instances):
+    # ROI-Align's bilinear weights can sum to a hair over 1: the probability BCE must not refuse the target
+    model, logits = _mask_logits("arcnn-add", instances)
+    boxes = [t["boxes"] for t in instances["targets"]]
+    idxs = [torch.arange(len(b)) for b in boxes]
+    over = [t["amodal"].float() * (1 + 1e-6) for t in instances["targets"]]
+    loss = model.roi_heads._added_amodal_loss(logits, boxes, idxs, over, [t["labels"] for t in instances["targets"]])
+    assert torch.isfinite(loss) and loss > 0
