@@ -137,23 +137,20 @@ def validate(input: Path, src_format: str | None, images: Path | None, fix: bool
     amodaldata validate shards/
     """
     from amodaldata.errors import FormatError
-    from converters.validate import LAYOUTS, validate_file
-    from amodaldata.validate_shards import validate_shards
     from converters.detect import detect_format
+    from converters.formats import FORMATS
 
     if fix != (out is not None):
         raise click.UsageError("--fix and --out go together")
     fmt = src_format or detect_format(input)
-    if fmt == "parquet":
-        if fix:
-            raise click.UsageError("--fix repairs annotation files only; shards are not rewritten (fix the source "
-                                   "and convert it again)")
-        report = validate_shards(input, images=images)
-    elif fmt in LAYOUTS:
-        report = validate_file(input, LAYOUTS[fmt], images=images, fix_out=out)
-    else:
-        raise FormatError(f"validate checks the annotation formats ({', '.join(LAYOUTS)}) and parquet, "
-                          f"not {fmt!r}", file=str(input))
+    entry = FORMATS.get(fmt)
+    if entry is None or entry.validate is None:
+        checked = [name for name, f in FORMATS.items() if f.validate is not None]
+        raise FormatError(f"validate checks {', '.join(checked)}, not {fmt!r}", file=str(input))
+    if fix and not entry.repairs:
+        raise click.UsageError(f"--fix repairs annotation files only; {fmt} is not rewritten (fix the source "
+                               "and convert it again)")
+    report = entry.validate(input, images=images, **({"fix_out": out} if fix else {}))
     click.echo("\n".join(report.lines()))
     sys.exit(0 if report.clean else 1)
 

@@ -1,6 +1,7 @@
 """Annotation formats: one module per format, each with plain ``read_<fmt>`` / ``write_<fmt>`` functions.
 
-:data:`READERS` and :data:`WRITERS` map a format name to its function; :func:`read` and :func:`write` dispatch
+Each format is one entry of :data:`converters.formats.FORMATS`; :data:`READERS` and :data:`WRITERS` map a
+format name to its function (derived from the table); :func:`read` and :func:`write` dispatch
 (the front door: ``from converters import read``). A reader yields :class:`amodaldata.Scene` objects; a writer
 takes an iterable of Scenes and an output path.
 """
@@ -14,40 +15,14 @@ from typing import Any, Callable, Iterable, Iterator
 from amodaldata.errors import FormatError
 from amodaldata.scene import Scene
 
-from .bsds import read_bsds, write_bsds
-from .cocoa import read_cocoa, write_cocoa
-from .cocoa_cls import read_cocoa_cls, write_cocoa_cls
-from .d2sa import read_d2sa, write_d2sa
 from .detect import detect_format
-from .kins import read_kins, write_kins, write_kins_2020
-from .parquet import read_parquet, write_parquet
-from .targets import read_layered, read_semdist, write_layered, write_semdist
+from .formats import FORMATS
 
-READERS: dict[str, Callable[..., Iterator[Scene]]] = {
-    "cocoa": read_cocoa,
-    "bsds": read_bsds,
-    "cocoa-cls": read_cocoa_cls,
-    "kins": read_kins,
-    "d2sa": read_d2sa,
-    "parquet": read_parquet,
-    "semdist": read_semdist,
-    "layered": read_layered,
-}
-WRITERS: dict[str, Callable[..., Any]] = {
-    "cocoa": write_cocoa,
-    "bsds": write_bsds,
-    "cocoa-cls": write_cocoa_cls,
-    "kins": write_kins,
-    "kins-2020": write_kins_2020,
-    "d2sa": write_d2sa,
-    "parquet": write_parquet,
-    "semdist": write_semdist,
-    "layered": write_layered,
-}
-__all__ = ["EMBEDS_IMAGES", "READERS", "WRITERS", "detect_format", "read", "write"]
-
+READERS: dict[str, Callable[..., Iterator[Scene]]] = {n: f.read for n, f in FORMATS.items() if f.read is not None}
+WRITERS: dict[str, Callable[..., Any]] = {n: f.write for n, f in FORMATS.items() if f.write is not None}
 #: Output formats that carry the image bytes (the reader loads them when an image folder is given).
-EMBEDS_IMAGES = {"parquet"}
+EMBEDS_IMAGES = {n for n, f in FORMATS.items() if f.embeds_images}
+__all__ = ["EMBEDS_IMAGES", "READERS", "WRITERS", "detect_format", "read", "write"]
 
 
 def _declared(table: dict[str, Callable[..., Any]]) -> frozenset[str]:

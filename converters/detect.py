@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from amodaldata.errors import FormatError
 
@@ -27,30 +27,107 @@ from .labels import COCO_TABLE
 
 KINS_FIELDS = ("a_segm", "i_segm", "oco_id", "inmodal_seg")
 
+#: The formats an input fits and why (when several or none), or None when the input is none of a detector's.
+Found = tuple[list[str], str]
+#: A detector: one per family of look-alike formats, named by each format's entry in ``converters.FORMATS``.
+Detector = Callable[["Evidence"], "Found | None"]
+
 
 def detect_format(path: str | Path) -> str:
-    """The format name of ``path`` (a key of ``converters.READERS``), or :class:`FormatError`."""
+    """The format name of ``path`` (a key of ``converters.READERS``), or :class:`FormatError`: the detectors of
+    ``converters.formats.FORMATS`` are asked in the table's order, the first that knows the input decides."""
+    from .formats import FORMATS
+
     path = Path(path)
-    if path.is_dir():
-        if any(p.suffix == ".parquet" for p in path.iterdir()):
-            return "parquet"
-        if (path / "index.jsonl").is_file():
-            return _target_folder(path)
-        raise FormatError("cannot tell the format: a folder with neither *.parquet shards nor a target index.jsonl; "
-                          "pass --from", file=str(path))
-    if not path.is_file():
+    if not path.exists():
         raise FormatError("no such file", file=str(path))
+    evidence = Evidence(path)
+    for detector in dict.fromkeys(f.detect for f in FORMATS.values() if f.detect is not None):
+        found = detector(evidence)
+        if found is None:
+            continue
+        matches, why = found
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise FormatError(f"cannot tell the format: {why}; pass --from", file=str(path))
+        raise FormatError(f"the content fits several formats ({', '.join(matches)}): {why}; pass --from",
+                          file=str(path))
+    raise FormatError(f"cannot tell the format: {evidence.unknown()}; pass --from", file=str(path))
+
+
+class Evidence:
+    """What the detectors look at: the path and, for a JSON file, its first annotation (read lazily)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._peek: _Peek | None = None
+
+    @property
+    def peek(self) -> _Peek:
+        """The JSON events of the file, advanced to its first annotation."""
+        if self._peek is None:
+            self._peek = _Peek(iter_json(self.path, stream=("annotations", "images")))
+            self._peek.advance("annotation")
+        return self._peek
+
+    @property
+    def annotation(self) -> dict | None:
+        """The first annotation of a JSON file, None for a folder or when it is not an object."""
+        if self.path.is_dir():
+            return None
+        ann = self.peek.annotation
+        return ann if isinstance(ann, dict) else None
+
+    def unknown(self) -> str:
+        """Why no detector knows the input."""
+        if self.path.is_dir():
+            return "a folder with neither *.parquet shards nor a target index.jsonl"
+        ann = self.peek.annotation
+        if ann is None:
+            return "no annotation found"
+        if not isinstance(ann, dict):
+            return f"the first annotation is a {type(ann).__name__}"
+        return f"the first annotation has none of the fields of a known format (keys: {', '.join(sorted(ann))})"
+
+
+def shards(evidence: Evidence) -> Found | None:
+    """Parquet: a folder of ``*.parquet`` shards, or a file starting with ``PAR1`` (or named ``*.parquet``)."""
+    path = evidence.path
+    if path.is_dir():
+        return (["parquet"], "") if any(p.suffix == ".parquet" for p in path.iterdir()) else None
     with open(path, "rb") as fh:
         head = fh.read(4)
-    if head == b"PAR1" or path.suffix == ".parquet":
-        return "parquet"
-    matches, why = _json_matches(path)
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise FormatError(f"cannot tell the format: {why}; pass --from", file=str(path))
-    raise FormatError(f"the content fits several formats ({', '.join(matches)}): {why}; pass --from",
-                      file=str(path))
+    return (["parquet"], "") if head == b"PAR1" or path.suffix == ".parquet" else None
+
+
+def target_folder(evidence: Evidence) -> Found | None:
+    """A target folder (an ``index.jsonl``): ``semdist`` or ``layered``."""
+    path = evidence.path
+    return ([_target_folder(path)], "") if path.is_dir() and (path / "index.jsonl").is_file() else None
+
+
+def cocoa_schema(evidence: Evidence) -> Found | None:
+    """An annotation with ``regions``: COCOA or BSDS, by the image source."""
+    ann = evidence.annotation
+    if ann is None or "regions" not in ann:
+        return None
+    evidence.peek.advance("image")
+    return _cocoa_or_bsds(ann, evidence.peek.image)
+
+
+def kins_fields(evidence: Evidence) -> Found | None:
+    """An annotation with one of KINS's own fields."""
+    ann = evidence.annotation
+    return (["kins"], "") if ann is not None and any(k in ann for k in KINS_FIELDS) else None
+
+
+def instances_with_visible(evidence: Evidence) -> Found | None:
+    """COCO-style instances with visible masks: COCOA-cls or D2SA, by file names or categories."""
+    ann = evidence.annotation
+    if ann is None or "segmentation" not in ann or "visible_mask" not in ann:
+        return None
+    return _cls_or_d2sa(evidence.peek)
 
 
 def _target_folder(path: Path) -> str:
@@ -111,24 +188,7 @@ class _Peek:
                 self.top[key] = value
 
 
-def _json_matches(path: Path) -> tuple[list[str], str]:
-    peek = _Peek(iter_json(path, stream=("annotations", "images")))
-    peek.advance("annotation")
-    ann = peek.annotation
-    if not isinstance(ann, dict):
-        what = "no annotation found" if ann is None else f"the first annotation is a {type(ann).__name__}"
-        return [], what
-    if "regions" in ann:
-        peek.advance("image")
-        return _cocoa_or_bsds(ann, peek.image)
-    if any(k in ann for k in KINS_FIELDS):
-        return ["kins"], ""
-    if "segmentation" in ann and "visible_mask" in ann:
-        return _cls_or_d2sa(peek)
-    return [], f"the first annotation has none of the fields of a known format (keys: {', '.join(sorted(ann))})"
-
-
-def _cocoa_or_bsds(ann: dict, image: dict | None) -> tuple[list[str], str]:
+def _cocoa_or_bsds(ann: dict, image: dict | None) -> Found:
     votes: dict[str, list[str]] = {"cocoa": [], "bsds": []}
     if image is not None:
         if "coco_url" in image:
@@ -149,7 +209,7 @@ def _cocoa_or_bsds(ann: dict, image: dict | None) -> tuple[list[str], str]:
     return found, "; ".join(f"{fmt}: {', '.join(r)}" for fmt, r in votes.items())
 
 
-def _cls_or_d2sa(peek: _Peek) -> tuple[list[str], str]:
+def _cls_or_d2sa(peek: _Peek) -> Found:
     peek.advance("image")
     name = str((peek.image or {}).get("file_name", ""))
     if name.startswith("COCO_"):
