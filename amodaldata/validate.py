@@ -1,7 +1,8 @@
 """The problems a validation finds, its report, and the geometry checks that need no file format.
 
 Validation walks a whole input and reports every problem, located by image, annotation and region id, as
-counts per kind with the first examples (:class:`ValidationReport`). Each format's own walk lies beside its
+counts per kind with the first examples (:class:`ValidationReport`); a missing or mistyped field is a
+:class:`MissingField` or :class:`WrongType` (as datumaro's schema errors). Each format's own walk lies beside its
 reader (:mod:`converters.validate` for the JSON formats, :mod:`amodaldata.validate_shards` for Parquet
 shards); they share the checks here (:class:`GeometryChecks`):
 
@@ -86,6 +87,23 @@ class Problem:
 
 
 @dataclass
+class MissingField(Problem):
+    """A required field that is absent (a ``schema`` problem, as datumaro's ``MissingFieldError``)."""
+
+    field: str = ""
+
+
+@dataclass
+class WrongType(Problem):
+    """A field of the wrong type or value (a ``schema`` problem, as datumaro's ``InvalidFieldTypeError``):
+    the type names ``expected`` and the ``actual`` one."""
+
+    field: str = ""
+    expected: tuple[str, ...] = ()
+    actual: str = ""
+
+
+@dataclass
 class ValidationReport:
     """Counts per kind of problem, the first :data:`EXAMPLES` of each, and what was checked / repaired."""
 
@@ -101,11 +119,21 @@ class ValidationReport:
     fixed_file: Path | None = None
     kinds: Mapping[str, str] = field(default_factory=lambda: KINDS)
 
-    def add(self, kind: str, message: str, **where: Any) -> None:
+    def add(self, kind: str, message: str, problem: type[Problem] = Problem, **details: Any) -> None:
+        """Count one problem of ``kind``; keep it as a ``problem`` (with its ``details``: where, and the field of
+        a :class:`MissingField` / :class:`WrongType`) while fewer than :data:`EXAMPLES` are kept."""
         self.counts[kind] += 1
         shown = self.examples.setdefault(kind, [])
         if len(shown) < EXAMPLES:
-            shown.append(Problem(kind, message, **where))
+            shown.append(problem(kind, message, **details))
+
+    def field_problem(self, record: dict, key: str, types: tuple[type, ...], message: str, **where: Any) -> None:
+        """A ``schema`` problem of ``record[key]``: :class:`MissingField` when absent, else :class:`WrongType`."""
+        if key not in record:
+            self.add("schema", message, MissingField, field=key, **where)
+        else:
+            self.add("schema", message, WrongType, field=key, expected=tuple(t.__name__ for t in types),
+                     actual=type(record[key]).__name__, **where)
 
     @property
     def clean(self) -> bool:

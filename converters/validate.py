@@ -25,8 +25,8 @@ from amodaldata.errors import AnnotationError
 from amodaldata.images import MAX_SIDE, image_problem
 from amodaldata.layers import LayerStack
 from amodaldata.order import OcclusionOrder
-from amodaldata.validate import (KINDS, LEAK_RELATIVE, RATE_TOLERANCE, GeometryChecks, ValidationReport, number,
-                                 typed)
+from amodaldata.validate import (KINDS, LEAK_RELATIVE, RATE_TOLERANCE, GeometryChecks, MissingField, ValidationReport,
+                                 number, typed)
 
 from . import cocoa, cocoa_cls, d2sa, kins
 from .coco import InstanceLayout
@@ -121,8 +121,11 @@ class _Walker(GeometryChecks):
             return sizes
         for index, record in enumerate(records):
             self.report.images += 1
-            if not isinstance(record, dict) or not typed(record.get("id"), (int, str)):
+            if not isinstance(record, dict):
                 self.add("schema", f"image record #{index} has no int/str 'id'")
+                continue
+            if not typed(record.get("id"), (int, str)):
+                self.report.field_problem(record, "id", (int, str), f"image record #{index} has no int/str 'id'")
                 continue
             image_id = record["id"]
             if image_id in sizes:
@@ -138,7 +141,8 @@ class _Walker(GeometryChecks):
             if self.image_dir is not None:
                 name = record.get("file_name")
                 if not isinstance(name, str):
-                    self.add("schema", "image record has no 'file_name' to look for on disk", image_id=image_id)
+                    self.report.field_problem(record, "file_name", (str,), "image record has no 'file_name' to look "
+                                              "for on disk", image_id=image_id)
                 elif not (self.image_dir / name).is_file():
                     self.add("missing-image", f"{name} not found in {self.image_dir}", image_id=image_id)
                 else:
@@ -185,10 +189,10 @@ class _Walker(GeometryChecks):
                     self.add("duplicate-id", "duplicate annotation id", **where)
                 seen.add(ann_id)
             if not typed(image_id, (int, str)):
-                self.add("schema", "annotation has no int/str 'image_id'", **where)
+                self.report.field_problem(ann, "image_id", (int, str), "annotation has no int/str 'image_id'", **where)
                 continue
             if not isinstance(ann.get("regions"), list):
-                self.add("schema", "annotation has no 'regions' list", **where)
+                self.report.field_problem(ann, "regions", (list,), "annotation has no 'regions' list", **where)
                 continue
             if image_id in sizes:
                 size = sizes[image_id]
@@ -227,7 +231,8 @@ class _Walker(GeometryChecks):
         h, w = size
         constraint = ann.get("depth_constraint")
         if constraint is not None and not isinstance(constraint, str):
-            self.add("schema", f"'depth_constraint' must be a string, got {type(constraint).__name__}", **where)
+            self.report.field_problem(ann, "depth_constraint", (str,), f"'depth_constraint' must be a string, got "
+                                      f"{type(constraint).__name__}", **where)
             constraint = None
         amodal: dict[int, np.ndarray] = {}
         ranks: dict[int, int] = {}
@@ -248,17 +253,19 @@ class _Walker(GeometryChecks):
                     complete = False
                 ranks[rid] = rank
             else:
-                self.add("schema", f"region needs a positive int 'order', got {rank!r}", **at)
+                self.report.field_problem(region, "order", (int,), f"region needs a positive int 'order', got {rank!r}",
+                                          **at)
                 complete = False
             for key, types in (("name", (str,)), ("isStuff", (int,)), ("area", (int, float)),
                                ("occlude_rate", (int, float))):
                 if key not in region:
-                    self.add("schema", f"region has no '{key}' field", **at)
+                    self.report.field_problem(region, key, types, f"region has no '{key}' field", **at)
                 elif not typed(region[key], types) or (key == "isStuff" and region[key] not in (0, 1)):
-                    self.add("schema", f"region field '{key}' has the wrong type or value: {region[key]!r}", **at)
+                    self.report.field_problem(region, key, types, f"region field '{key}' has the wrong type or value: "
+                                              f"{region[key]!r}", **at)
             key = self.layout.amodal[0]
             if key not in region:
-                self.add("schema", f"region has no '{key}' field", **at)
+                self.report.field_problem(region, key, (list, dict), f"region has no '{key}' field", **at)
                 complete = False
                 continue
             bitmap = self.mask(region[key], h, w, key,
@@ -339,17 +346,18 @@ class _Walker(GeometryChecks):
             image_id, ann_id = ann.get("image_id"), ann.get("id")
             at = {"image_id": image_id, "annotation_id": ann_id}
             if not typed(ann_id, (int, str)):
-                self.add("schema", "annotation has no int/str 'id'", **at)
+                self.report.field_problem(ann, "id", (int, str), "annotation has no int/str 'id'", **at)
             elif ann_id in seen:
                 self.add("duplicate-id", "duplicate annotation id", **at)
             seen.add(ann_id)
             cid = ann.get("category_id")
             if not typed(cid, (int,)):
-                self.add("schema", f"annotation needs an int 'category_id', got {cid!r}", **at)
+                self.report.field_problem(ann, "category_id", (int,), f"annotation needs an int 'category_id', got "
+                                          f"{cid!r}", **at)
             elif categories is not None and cid not in categories:
                 self.add("unknown-category", f"category_id {cid} is not in 'categories'", **at)
             if not typed(image_id, (int, str)):
-                self.add("schema", "annotation has no int/str 'image_id'", **at)
+                self.report.field_problem(ann, "image_id", (int, str), "annotation has no int/str 'image_id'", **at)
                 continue
             if image_id not in sizes:
                 self.add("unknown-image", "annotation names an image the 'images' list does not have", **at)
@@ -379,10 +387,11 @@ class _Walker(GeometryChecks):
         for key in self.layout.order_fields:
             value = ann.get(key)
             if key in ann and not (typed(value, (int,)) and value >= 0):
-                self.add("schema", f"'{key}' must be a non-negative int, got {value!r}", **at)
+                self.report.field_problem(ann, key, (int,), f"'{key}' must be a non-negative int, got {value!r}", **at)
         key = next((k for k in self.layout.amodal if k in ann), None)
         if key is None:
-            self.add("schema", f"annotation has no amodal mask ({' or '.join(self.layout.amodal)})", **at)
+            self.report.add("schema", f"annotation has no amodal mask ({' or '.join(self.layout.amodal)})",
+                            MissingField, field=" or ".join(self.layout.amodal), **at)
             return
         amodal = self.mask(ann[key], h, w, key,
                            (lambda v, k=key: ann.__setitem__(k, v)) if self.fix else None, **at)

@@ -140,6 +140,22 @@ def test_broken_input(case, make_file, tmp_path):
         assert str(err.value).startswith(str(path)) and read_message in str(err.value)
 
 
+def test_schema_problems_are_typed(make_file, tmp_path):
+    """A missing field is a MissingField, a mistyped one a WrongType naming the expected and actual types (as
+    datumaro's MissingFieldError / InvalidFieldTypeError)."""
+    from amodaldata.validate import MissingField, WrongType
+
+    data = json.loads(make_file("cocoa").read_text())
+    region = data["annotations"][0]["regions"][0]
+    del region["name"]
+    region["isStuff"] = "no"
+    path = tmp_path / "typed.json"
+    path.write_text(json.dumps(data))
+    missing, wrong = validate_file(path, LAYOUTS["cocoa"]).examples["schema"]
+    assert isinstance(missing, MissingField) and missing.field == "name"
+    assert isinstance(wrong, WrongType) and (wrong.field, wrong.expected, wrong.actual) == ("isStuff", ("int",), "str")
+
+
 def test_malformed_json(tmp_path):
     path = tmp_path / "cut.json"
     path.write_text('{"images": [], "annotations": [{"id": 1,')
