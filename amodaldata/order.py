@@ -1,7 +1,7 @@
 """The occlusion order: a directed graph on region ids, edge ``A -> B`` meaning A is in front of B where they overlap.
 
-Given orders (COCOA ``order`` ranks and ``depth_constraint`` pairs, KINS ``ico_id``) and orders derived from
-visible/amodal masks all become an :class:`OcclusionOrder`. :meth:`OcclusionOrder.front_to_back` turns it
+Given orders (ranks, or pairs in front of each other, as the annotation formats store them) and orders derived
+from visible/amodal masks all become an :class:`OcclusionOrder`. :meth:`OcclusionOrder.front_to_back` turns it
 into the total order the layer stack is built in, and refuses cycles with a :class:`DepthCycleError`.
 """
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
-from .errors import AnnotationError, DepthCycleError
+from .errors import DepthCycleError
 
 if TYPE_CHECKING:
     from .scene import Region
@@ -51,26 +51,6 @@ class OcclusionOrder:
                 edges.add((a, b))
             elif ranks[b] < ranks[a]:
                 edges.add((b, a))
-        return cls(edges)
-
-    @classmethod
-    def from_depth_constraint(cls, text: str, rank_to_id: dict[int, int]) -> "OcclusionOrder":
-        """COCOA's ``depth_constraint``: comma-separated ``"a-b"`` pairs (a occludes b).
-
-        The numbers are ``order`` values, not list positions; ``rank_to_id`` maps them to region ids.
-        """
-        edges = set()
-        for item in (t.strip() for t in text.split(",")):
-            if not item:
-                continue
-            parts = item.split("-")
-            if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-                raise AnnotationError(f"depth_constraint item {item!r} is not of the form 'a-b'")
-            a, b = (int(p) for p in parts)
-            for rank in (a, b):
-                if rank not in rank_to_id:
-                    raise AnnotationError(f"depth_constraint {item!r} names order {rank}, which no region has")
-            edges.add((rank_to_id[a], rank_to_id[b]))
         return cls(edges)
 
     @classmethod

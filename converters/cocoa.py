@@ -170,7 +170,7 @@ def _scene_from_annotation(ann: Any, images: dict[Any, dict], path: Path, image_
                 if r.depth_rank in rank_to_id:
                     raise AnnotationError(f"two regions have order {r.depth_rank}", region_id=r.id)
                 rank_to_id[r.depth_rank] = r.id
-        order = OcclusionOrder.from_depth_constraint(constraint, rank_to_id)
+        order = depth_constraint_order(constraint, rank_to_id)
     else:
         order = OcclusionOrder.from_ranks(ranks, _boxes_meeting([r for r in regions if r.id in ranks]))
     scene_extra = {k: v for k, v in ann.items() if k not in ANNOTATION_FIELDS}
@@ -212,6 +212,26 @@ def _region(raw: Any, rid: int, height: int, width: int) -> Region:
         Mask.from_rle(invisible, height, width, check_counts=False)
     return Region(id=rid, amodal=amodal, name=name, is_stuff=bool(is_stuff), visible=visible_mask,
                   depth_rank=rank, extra={k: v for k, v in raw.items() if k not in REGION_FIELDS})
+
+
+def depth_constraint_order(text: str, rank_to_id: dict[int, int]) -> OcclusionOrder:
+    """COCOA's ``depth_constraint``: comma-separated ``"a-b"`` pairs (a occludes b).
+
+    The numbers are ``order`` values, not list positions; ``rank_to_id`` maps them to region ids.
+    """
+    edges = set()
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        parts = item.split("-")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            raise AnnotationError(f"depth_constraint item {item!r} is not of the form 'a-b'")
+        a, b = (int(p) for p in parts)
+        for rank in (a, b):
+            if rank not in rank_to_id:
+                raise AnnotationError(f"depth_constraint {item!r} names order {rank}, which no region has")
+        edges.add((rank_to_id[a], rank_to_id[b]))
+    return OcclusionOrder(edges)
 
 
 def _boxes_meeting(regions: list[Region]) -> list[tuple[int, int]]:

@@ -24,7 +24,6 @@ from amodaldata.atomic import atomic_path
 from amodaldata.errors import AnnotationError
 from amodaldata.images import MAX_SIDE, image_problem
 from amodaldata.layers import LayerStack
-from amodaldata.order import OcclusionOrder
 from amodaldata.validate import (KINDS, LEAK_RELATIVE, RATE_TOLERANCE, GeometryChecks, MissingField, ValidationReport,
                                  number, typed)
 
@@ -290,7 +289,7 @@ class _Walker(GeometryChecks):
         if not constraint:
             return ids
         try:
-            graph = OcclusionOrder.from_depth_constraint(constraint, {v: k for k, v in ranks.items()})
+            graph = cocoa.depth_constraint_order(constraint, {v: k for k, v in ranks.items()})
         except AnnotationError as err:
             self.add("schema" if "cycle" not in err.message else "depth-cycle", err.message, **where)
             return None

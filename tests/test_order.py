@@ -1,4 +1,4 @@
-"""The occlusion order: ranks, depth_constraint, orders derived from masks, topological order, cycles."""
+"""The occlusion order: ranks, orders derived from masks, topological order, cycles."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from amodaldata.errors import AnnotationError, DepthCycleError
+from amodaldata.errors import DepthCycleError
 from amodaldata.masks import Mask
 from amodaldata.order import OcclusionOrder
 from amodaldata.scene import Region
@@ -21,25 +21,6 @@ def test_from_ranks_lower_rank_is_in_front():
     assert order.edges == {(2, 1), (2, 3), (1, 3)}
     assert OcclusionOrder.from_ranks({1: 2, 2: 1, 3: 3}, overlapping=[(1, 3)]).edges == {(1, 3)}
     assert OcclusionOrder.from_ranks({1: 1, 2: 1}).edges == set()     # equal ranks: no edge
-
-
-def test_depth_constraint_numbers_are_order_values_not_positions():
-    # regions listed with ids 1, 2, 3 carry order values 5, 2, 9 (gaps, as in the demo data)
-    order = OcclusionOrder.from_depth_constraint("2-5, 5-9,", {5: 1, 2: 2, 9: 3})
-    assert order.edges == {(2, 1), (1, 3)}
-    assert OcclusionOrder.from_depth_constraint("", {1: 1}).edges == set()
-
-
-@pytest.mark.parametrize(("text", "fragment"), [
-    ("1-7", "names order 7, which no region has"),
-    ("1>2", "is not of the form 'a-b'"),
-    ("1-2-3", "is not of the form 'a-b'"),
-    ("a-b", "is not of the form 'a-b'"),
-])
-def test_bad_depth_constraints_are_refused(text, fragment):
-    with pytest.raises(AnnotationError) as info:
-        OcclusionOrder.from_depth_constraint(text, {1: 1, 2: 2, 3: 3})
-    assert fragment in str(info.value)
 
 
 def test_cycles_are_refused_with_the_regions_named():

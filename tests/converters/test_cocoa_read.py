@@ -11,7 +11,7 @@ import pytest
 from amodaldata.data import COCOA_DEMO_DIR
 from amodaldata.errors import (AnnotationError, DepthCycleError, ErrorPolicy, GeometryError, MissingImageError)
 from converters import read
-from converters.cocoa import read_cocoa
+from converters.cocoa import depth_constraint_order, read_cocoa
 
 
 def test_release_file_reads_every_annotation(cocoa_json, cocoa_raw):
@@ -161,3 +161,22 @@ def test_fail_is_the_default_and_unknown_policies_are_refused(cocoa_raw, tmp_pat
         next(reader)
     with pytest.raises(ValueError):
         list(read_cocoa(path, on_error="ignore"))
+
+
+def test_depth_constraint_numbers_are_order_values_not_positions():
+    # regions listed with ids 1, 2, 3 carry order values 5, 2, 9 (gaps, as in the demo data)
+    order = depth_constraint_order("2-5, 5-9,", {5: 1, 2: 2, 9: 3})
+    assert order.edges == {(2, 1), (1, 3)}
+    assert depth_constraint_order("", {1: 1}).edges == set()
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("1-7", "names order 7, which no region has"),
+    ("1>2", "is not of the form 'a-b'"),
+    ("1-2-3", "is not of the form 'a-b'"),
+    ("a-b", "is not of the form 'a-b'"),
+])
+def test_bad_depth_constraints_are_refused(text, fragment):
+    with pytest.raises(AnnotationError) as info:
+        depth_constraint_order(text, {1: 1, 2: 2, 3: 3})
+    assert fragment in str(info.value)
