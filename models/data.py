@@ -237,13 +237,14 @@ class ShardDataset(IterableDataset):
                 raise err.located(file=str(shard), image_id=json.loads(row.get("image_id") or "null"))
             try:
                 if self.sampler is not None:
-                    yield self.sampler(scene, rng)
+                    sample = self.sampler(scene, rng)
                 else:
-                    yield scene_sample(scene, self.size, max_level=self.max_level, layers=self.layers,
-                                       num_classes=self.num_classes, images=self.images,
-                                       with_targets=self.with_targets)
+                    sample = scene_sample(scene, self.size, max_level=self.max_level, layers=self.layers,
+                                          num_classes=self.num_classes, images=self.images,
+                                          with_targets=self.with_targets)
             except AmodalDataError as err:
                 raise err.located(file=str(shard))
+            yield sample                # outside the try: closing an unfinished iteration raises nothing here
 
 
 #: Keys stacked into one batch tensor; every other key stays a per-image list.
