@@ -205,12 +205,13 @@ def show(input: Path, image_id: str | None, out: Path, src_format: str, images: 
 
 def _show_predictions(scenes: list, pred: Path, image_id: str | None, out: Path, annotator: str | None,
                       min_score: float, class_aware: bool, worst: int | None) -> None:
-    from amodaldata.evaluation import evaluate_segmentation, read_predictions
+    from amodaldata.evaluation import evaluate_segmentation
     from amodaldata.evaluation.analysis import image_recalls
     from amodaldata.evaluation.predictions import group_by_image, image_key, image_sizes
     from amodaldata.render import render_predictions, save_image, select_scene
+    from converters.results import read_results
 
-    predictions = [p for p in read_predictions(pred, image_sizes(scenes)).predictions if p.score >= min_score]
+    predictions = [p for p in read_results(pred, image_sizes(scenes)).predictions if p.score >= min_score]
     by_image, _ = group_by_image(predictions, [])
     if worst is None:
         scene = select_scene(scenes, image_id, annotator)
@@ -306,11 +307,11 @@ def _read_ground_truth(gt: Path, src_format: str | None, on_error: str) -> list:
 
 
 def _read_ground_truth_and_predictions(gt: Path, pred: Path, src_format: str | None, on_error: str) -> tuple:
-    from amodaldata.evaluation import read_predictions
     from amodaldata.evaluation.predictions import image_sizes
+    from converters.results import read_results
 
     scenes = _read_ground_truth(gt, src_format, on_error)
-    return scenes, read_predictions(pred, image_sizes(scenes))
+    return scenes, read_results(pred, image_sizes(scenes))
 
 
 def _write_outputs(summary: dict, json_out: Path | None, rows: list, row_type: type, csv_out: Path | None) -> None:
@@ -515,6 +516,36 @@ def eval_oracle(gt: Path, src_format: str | None, layers: list[int], classes: st
     click.echo(oracle_table(result))
     if json_out:
         click.echo(f"wrote {write_json(result.to_dict(), json_out)}")
+
+
+@eval_group.command("simulate")
+@_gt_arg
+@_from_opt
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The COCO results JSON file to write.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--max-shift", default=3, show_default=True, type=click.IntRange(min=0),
+              help="Largest shift of a predicted mask, in pixels.")
+@click.option("--confusion", default=0.1, show_default=True, type=click.FloatRange(0, 1),
+              help="Probability of a wrong category.")
+@click.option("--duplicate", default=0.05, show_default=True, type=click.FloatRange(0, 1),
+              help="Probability of a second, shifted detection.")
+@click.option("--background", default=1.0, show_default=True, type=click.FloatRange(min=0),
+              help="Mean number of false positives per image.")
+@_on_error_opt
+@reports_errors
+def eval_simulate(gt: Path, src_format: str | None, out: Path, seed: int, max_shift: int, confusion: float,
+                  duplicate: float, background: float, on_error: str) -> None:
+    """Write the predictions of a simulated detector for GT: its regions with the errors a real amodal model
+    makes (misses and lost amodal completion growing with occlusion, shifts, wrong classes, duplicates,
+    background), to try eval, its plots and show --pred without a model."""
+    from amodaldata.evaluation.simulate import simulated_predictions
+    from converters.results import write_results
+
+    scenes = _read_ground_truth(gt, src_format, on_error)
+    predictions = simulated_predictions(scenes, seed=seed, max_shift=max_shift, confusion=confusion,
+                                        duplicate=duplicate, background=background)
+    click.echo(f"wrote {write_results(predictions, out)} ({len(predictions)} detections)")
 
 
 # -- gen: synthetic datasets ------------------------------------------------------------------------------

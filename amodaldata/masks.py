@@ -249,6 +249,12 @@ class Mask:
                 self._rle = rle.encode(self._bitmap)
         return self._rle
 
+    def compact(self) -> "Mask":
+        """This mask held as RLE only (polygons kept where given): what to keep of many masks at once."""
+        out = Mask(self.height, self.width, polygons=self._polygons, rle=self.to_rle())
+        out._area = self._area
+        return out
+
     def to_bitmap(self) -> np.ndarray:
         """Bool array ``(h, w)``; cached, do not modify in place."""
         if self._bitmap is None:

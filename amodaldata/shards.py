@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .atomic import atomic_path
+from .atomic import atomic_files, atomic_path
 from .errors import AmodalDataError, ErrorPolicy, FormatError, MissingImageError, OnError
 from .masks import Mask
 from .order import OcclusionOrder
@@ -184,8 +183,14 @@ def write_shard(scenes: Iterable[Scene], path: str | Path, row_group_size: int =
     so memory holds one group of rows, not the shard; each scene's cached layer stack is dropped once its row
     is made.
     """
+    with atomic_path(path) as tmp:
+        return _write_rows(scenes, tmp, row_group_size)
+
+
+def _write_rows(scenes: Iterable[Scene], path: Path, row_group_size: int = ROW_GROUP_SIZE) -> int:
+    """Write the rows of ``scenes`` as a Parquet file at ``path`` (no rename; see :func:`write_shard`)."""
     rows = 0
-    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, SCHEMA, compression="zstd") as writer:
+    with pq.ParquetWriter(path, SCHEMA, compression="zstd") as writer:
         batch: list[dict] = []
         for scene in scenes:
             batch.append(scene_to_row(scene))
@@ -206,33 +211,23 @@ def write_shards(scenes: Iterable[Scene], out_dir: str | Path, *, split: str = "
 
     Each shard is written row group by row group straight from the stream (:func:`write_shard`), so memory
     holds one row group of scenes whatever ``scenes_per_shard`` is. ``split`` is written under its Hugging
-    Face name (:func:`canonical_split`). The shard count is known only at the end, so shards are written under
-    temporary names and renamed to ``{split}-{i:05d}-of-{n:05d}.parquet`` once all are complete; on an error
-    none is left behind.
+    Face name (:func:`canonical_split`). The shard count is known only at the end, so shards are written as
+    one group of temporary files (:func:`amodaldata.atomic.atomic_files`) and renamed to
+    ``{split}-{i:05d}-of-{n:05d}.parquet`` once all are complete; on an error none is left behind.
     """
     if scenes_per_shard < 1:
         raise ValueError("scenes_per_shard must be >= 1")
     split = canonical_split(split)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    partial: list[Path] = []
-    done = False
-    try:
+    with atomic_files(out_dir) as group:
         stream = _Lookahead(scenes)
-        while not partial or stream.more():
-            part = out_dir / f".{split}-{len(partial):05d}.partial.parquet"
-            rows = write_shard(stream.take(scenes_per_shard), part)
-            partial.append(part)
+        while not group.temporaries or stream.more():
+            rows = _write_rows(stream.take(scenes_per_shard), group.temporary(f"{split}-{len(group.temporaries):05d}"))
             if rows < scenes_per_shard:
                 break
-        final = [out_dir / shard_name(split, i, len(partial)) for i in range(len(partial))]
-        for src, dst in zip(partial, final):
-            os.replace(src, dst)
-        done = True
-    finally:
-        if not done:
-            for part in partial:
-                part.unlink(missing_ok=True)
+        n = len(group.temporaries)
+        final = [out_dir / shard_name(split, i, n) for i in range(n)]
+        group.publish(final)
     if card:
         write_dataset_card(out_dir)
     return final

@@ -17,13 +17,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 from PIL import Image
 
 from amodaldata.masks import Mask
 from amodaldata.order import OcclusionOrder
 from amodaldata.scene import Region, Scene
-from amodaldata.shards import write_shard
+from amodaldata.shards import ShardSet, write_shard
 from models.data import ShardDataset
 
 HEIGHT, WIDTH = 480, 640
@@ -49,11 +48,10 @@ def synthetic_scene(rng: np.random.Generator, index: int) -> Scene:
 
 def images_only(path: Path, size: int) -> int:
     n = 0
-    for batch in pq.ParquetFile(path).iter_batches(columns=["image"], batch_size=100):
-        for row in batch.to_pylist():
-            with Image.open(io.BytesIO(row["image"]["bytes"])) as im:
-                np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.float32)
-            n += 1
+    for row in ShardSet.rows(path, ["image"], batch_size=100):
+        with Image.open(io.BytesIO(row["image"]["bytes"])) as im:
+            np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.float32)
+        n += 1
     return n
 
 

@@ -3,7 +3,8 @@
 Each format is one entry of :data:`converters.formats.FORMATS`; :data:`READERS` and :data:`WRITERS` map a
 format name to its function (derived from the table); :func:`read` and :func:`write` dispatch
 (the front door: ``from converters import read``). A reader yields :class:`amodaldata.Scene` objects; a writer
-takes an iterable of Scenes and an output path.
+takes an iterable of Scenes and an output path. Model predictions (COCO results files, prediction shards) are
+read and written by :func:`read_results` / :func:`write_results` (:mod:`converters.results`).
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from amodaldata.scene import Scene
 
 from .detect import detect_format
 from .formats import FORMATS
+from .results import read_results, write_results
 
 READERS: dict[str, Callable[..., Iterator[Scene]]] = {n: f.read for n, f in FORMATS.items() if f.read is not None}
 WRITERS: dict[str, Callable[..., Any]] = {n: f.write for n, f in FORMATS.items() if f.write is not None}
 #: Output formats that carry the image bytes (the reader loads them when an image folder is given).
 EMBEDS_IMAGES = {n for n, f in FORMATS.items() if f.embeds_images}
-__all__ = ["EMBEDS_IMAGES", "READERS", "WRITERS", "detect_format", "read", "write"]
+__all__ = ["EMBEDS_IMAGES", "READERS", "WRITERS", "detect_format", "read", "read_results", "write",
+           "write_results"]
 
 
 def _declared(table: dict[str, Callable[..., Any]]) -> frozenset[str]:

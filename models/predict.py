@@ -21,8 +21,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
-from amodaldata.atomic import atomic_path
 from amodaldata.errors import AmodalDataError
+from converters.results import results_from_entries, write_results
 
 from . import build_model
 from .data import ShardDataset, collate
@@ -55,7 +55,7 @@ def evaluate_model(model: nn.Module, shards: str | Path, data: dict[str, Any], *
     In a process group, every rank predicts its share of the rows and rank 0 scores them all (the others
     return an empty dict)."""
     from amodaldata.evaluation import evaluate_segmentation
-    from amodaldata.evaluation.predictions import image_sizes, predictions_from_entries
+    from amodaldata.evaluation.predictions import image_sizes
     from amodaldata.shards import read_shards
 
     sampler = make_sampler(data, train=False, images=images, with_targets=False)
@@ -69,7 +69,7 @@ def evaluate_model(model: nn.Module, shards: str | Path, data: dict[str, Any], *
     if rank != 0:
         return {}
     scenes = list(read_shards(shards, images, split=split))
-    preds = predictions_from_entries(records, image_sizes(scenes))
+    preds = results_from_entries(records, image_sizes(scenes))
     result = evaluate_segmentation(scenes, preds, class_aware=data["num_classes"] > 1, keep_matches=False)
     heavy = next(b for b in result.buckets if b.bucket.subset == "all" and b.bucket.level == "heavy")
     overall = result.overall
@@ -105,16 +105,11 @@ def predict(checkpoint: str | Path, data: str | Path, out: str | Path, *, batch_
             dist.all_gather_object(parts, records)
             records = [r for part in parts for r in part or []]
         if rt.main:
-            _write_json(Path(out), records)
+            write_results(records, out)
         return len(records)
     finally:
         if rt.distributed:
             dist.destroy_process_group()
-
-
-def _write_json(out: Path, records: list[dict[str, Any]]) -> None:
-    with atomic_path(out) as tmp:
-        tmp.write_text(json.dumps(records))
 
 
 def _predict_rank(kwargs: dict[str, Any]) -> None:

@@ -1,11 +1,7 @@
-"""Model outputs in the COCO results layout that ``amodaldata eval`` reads.
-
-One record per detected instance: ``image_id``, ``category_id``, ``segmentation`` (the amodal mask as COCO
-compressed RLE at the original image size), ``visible`` and ``occluded`` (the predicted visible and
-occluded parts, same encoding), ``score``, and ``bbox`` (``[x, y, w, h]`` of the amodal mask); models that
-predict a sem-dist map per instance (SLN) add ``semdist``, the map inline
-(:func:`amodaldata.evaluation.predictions.encode_semdist`: levels exact, confidence to 1/256), which
-``amodaldata eval order --source semdist`` reads.
+"""Model outputs: the :class:`Detections` of one image, as evaluation predictions and as the COCO results
+entries of :mod:`converters.results` that ``amodaldata eval`` reads (amodal ``segmentation``, ``visible`` and
+``occluded`` masks as RLE at the original image size, ``score``, ``category_id``, ``bbox``; models that predict
+a sem-dist map per instance, SLN, add it inline, which ``amodaldata eval order --source semdist`` reads).
 """
 
 from __future__ import annotations
@@ -15,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from amodaldata.evaluation.predictions import encode_semdist
+from amodaldata.evaluation.predictions import Prediction
 from amodaldata.masks import Mask
+from converters.results import as_results
 
 
 @dataclass
@@ -59,27 +56,20 @@ class Detections:
     def __len__(self) -> int:
         return len(self.scores)
 
+    def predictions(self, image_id: Any) -> list[Prediction]:
+        """The detections with a non-empty amodal mask, as predictions of image ``image_id``."""
+        out = []
+        maps = self.semdist or [None] * len(self)
+        for score, label, amodal, visible, occluded, semdist in zip(self.scores, self.labels, self.amodal,
+                                                                    self.visible, self.occluded, maps):
+            mask = Mask.from_bitmap(amodal)
+            if mask.area() > 0:
+                out.append(Prediction(image_id, mask.compact(), score, label, Mask.from_bitmap(visible).compact(),
+                                      Mask.from_bitmap(occluded).compact(), semdist=semdist))
+        return out
+
 
 def coco_results(image_id: Any, detections: Detections) -> list[dict[str, Any]]:
-    """The COCO result records of one image's detections (empty amodal masks are left out)."""
-    out = []
-    maps = detections.semdist or [None] * len(detections)
-    for score, label, amodal, visible, occluded, semdist in zip(detections.scores, detections.labels,
-                                                                detections.amodal, detections.visible,
-                                                                detections.occluded, maps):
-        mask = Mask.from_bitmap(amodal)
-        if mask.area() == 0:
-            continue
-        record = {
-            "image_id": image_id,
-            "category_id": label,
-            "segmentation": mask.to_rle(),
-            "visible": Mask.from_bitmap(visible).to_rle(),
-            "occluded": Mask.from_bitmap(occluded).to_rle(),
-            "score": score,
-            "bbox": [float(v) for v in mask.bbox()],
-        }
-        if semdist is not None:
-            record["semdist"] = encode_semdist(semdist)
-        out.append(record)
-    return out
+    """The COCO results entries of one image's detections (:func:`converters.results.results_entry`; empty
+    amodal masks are left out)."""
+    return as_results(detections.predictions(image_id))

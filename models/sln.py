@@ -72,7 +72,7 @@ from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.ops import box_iou, roi_align
 from torchvision.ops.misc import Conv2dNormActivation
 
-from amodaldata.evaluation.predictions import SEMDIST_STEPS
+from converters.results import SEMDIST_STEPS
 from amodaldata.targets import DECODE_THRESHOLD, GT_CONFIDENCE, amodal_mask, modal_mask
 
 from .results import Detections

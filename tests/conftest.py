@@ -17,6 +17,21 @@ def cocoa_json() -> Path:
     return COCOA_DEMO_JSON
 
 
+def _box(h: int, w: int, y0: int, x0: int, y1: int, x1: int):
+    """A rectangle [y0, y1) x [x0, x1) as a mask."""
+    from amodaldata.masks import Mask
+
+    bitmap = np.zeros((h, w), dtype=bool)
+    bitmap[y0:y1, x0:x1] = True
+    return Mask.from_bitmap(bitmap)
+
+
+@pytest.fixture(scope="session")
+def make_box():
+    """``make_box(h, w, y0, x0, y1, x1) -> Mask``: a rectangle [y0, y1) x [x0, x1)."""
+    return _box
+
+
 @pytest.fixture
 def cocoa_images() -> Path:
     """The folder holding the five COCO images of the demo annotations."""

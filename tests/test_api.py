@@ -17,7 +17,8 @@ AMODALDATA = [
     "LayerStack", "Mask", "MissingImageError", "OcclusionOrder", "Region", "Scene", "__version__", "atomic_path",
     "compute_stats", "format_report", "read_shards", "run_tasks", "scene_targets", "write_shards",
 ]
-CONVERTERS = ["EMBEDS_IMAGES", "READERS", "WRITERS", "detect_format", "read", "write"]
+CONVERTERS = ["EMBEDS_IMAGES", "READERS", "WRITERS", "detect_format", "read", "read_results", "write",
+              "write_results"]
 GENERATORS = ["OverlayConfig", "ShapesConfig", "generate_dataset", "generator_config"]
 READ_FORMATS = ["bsds", "cocoa", "cocoa-cls", "d2sa", "kins", "layered", "parquet", "semdist"]
 WRITE_FORMATS = ["bsds", "cocoa", "cocoa-cls", "d2sa", "kins", "kins-2020", "layered", "parquet", "semdist"]

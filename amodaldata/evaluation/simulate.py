@@ -1,4 +1,4 @@
-"""A simulated detector: COCO results derived from the ground truth with the errors a real amodal model makes,
+"""A simulated detector: predictions derived from the ground truth with the errors a real amodal model makes,
 to try the evaluation, its plots and the prediction pictures without training a model.
 
 Per ground-truth region, with probabilities growing with its occlusion rate q (the harder, occluded regions fail
@@ -6,8 +6,8 @@ more, as every amodal model in Zhu et al. 2017, Table 3): missed with ``0.05 + 0
 visible part only (no amodal completion) with ``0.6 q``, otherwise as its amodal mask shifted by up to
 ``max_shift`` pixels; labelled with another category with ``confusion``; detected twice (a duplicate, shifted
 further) with ``duplicate``. Scores fall with q. Each image also gets about ``background`` false positives
-(discs at random places) of low score. Every entry carries ``visible`` (the region's visible mask moved with the
-prediction) and ``order`` (its depth rank). Deterministic for a given ``seed``.
+(discs at random places) of low score. Every prediction carries its visible part (the region's visible mask moved
+with the prediction) and its order (the region's depth rank). Deterministic for a given ``seed``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 from ..masks import Mask
 from ..scene import Scene
 from .groundtruth import front_to_back, occlusion_rates
+from .predictions import Prediction
 
 
 def _shifted(bitmap: np.ndarray, dy: int, dx: int) -> np.ndarray:
@@ -39,12 +40,11 @@ def _disc(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def simulated_predictions(scenes: Iterable[Scene], *, seed: int = 0, max_shift: int = 3, confusion: float = 0.1,
-                          duplicate: float = 0.05, background: float = 1.0) -> list[dict[str, Any]]:
-    """COCO results entries (``image_id``, ``segmentation``, ``score``, ``category_id``, ``visible``, ``order``)
-    for ``scenes`` (module docstring)."""
+                          duplicate: float = 0.05, background: float = 1.0) -> list[Prediction]:
+    """The simulated predictions for ``scenes`` (module docstring), in image order."""
     scenes = list(scenes)
     categories = sorted({r.category_id for s in scenes for r in s.regions if r.category_id is not None})
-    out: list[dict[str, Any]] = []
+    out: list[Prediction] = []
     for k, scene in enumerate(scenes):
         rng = np.random.default_rng([seed, k])
         rates = occlusion_rates(scene)
@@ -53,9 +53,9 @@ def simulated_predictions(scenes: Iterable[Scene], *, seed: int = 0, max_shift: 
 
         def entry(amodal: np.ndarray, visible: np.ndarray, score: float, category: Any, order: int) -> None:
             if amodal.any():
-                out.append({"image_id": scene.id, "segmentation": Mask.from_bitmap(amodal).to_rle(),
-                            "score": round(float(score), 4), "category_id": category,
-                            "visible": Mask.from_bitmap(visible & amodal).to_rle(), "order": order})
+                out.append(Prediction(scene.id, Mask.from_bitmap(amodal).compact(), round(float(score), 4),
+                                      category, Mask.from_bitmap(visible & amodal).compact(), order=order,
+                                      index=len(out)))
 
         for region in scene.regions:
             q = rates[region.id]

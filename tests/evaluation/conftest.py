@@ -52,16 +52,3 @@ def _coco_reference(scenes: list[Scene], preds: list, use_cats: int,
 def coco_reference():
     """``coco_reference(scenes, preds, use_cats, counts=None, gt_masks=None) -> (precision, recall)``."""
     return _coco_reference
-
-
-def box(h: int, w: int, y0: int, x0: int, y1: int, x1: int) -> Mask:
-    """A rectangle [y0, y1) x [x0, x1) as a mask."""
-    bitmap = np.zeros((h, w), dtype=bool)
-    bitmap[y0:y1, x0:x1] = True
-    return Mask.from_bitmap(bitmap)
-
-
-@pytest.fixture(scope="session")
-def make_box():
-    """``make_box(h, w, y0, x0, y1, x1) -> Mask``."""
-    return box

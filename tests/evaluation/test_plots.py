@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from amodaldata.evaluation import evaluate_order, evaluate_segmentation
 from amodaldata.evaluation import analysis as A
 from amodaldata.evaluation.plots import order_plots, segmentation_plots
-from amodaldata.evaluation.predictions import image_sizes, predictions_from_entries
+from amodaldata.evaluation.predictions import image_sizes
+from converters.results import as_results, results_from_entries
 from amodaldata.evaluation.segmentation import RECALL_POINTS, Bucket
 from amodaldata.evaluation.simulate import simulated_predictions
 from amodaldata.shards import write_shards
@@ -31,12 +32,12 @@ def scenes():
 
 @pytest.fixture(scope="module")
 def entries(scenes):
-    return simulated_predictions(scenes, seed=3, confusion=0.2)
+    return as_results(simulated_predictions(scenes, seed=3, confusion=0.2))
 
 
 @pytest.fixture(scope="module")
 def predictions(scenes, entries):
-    return predictions_from_entries(entries, image_sizes(scenes))
+    return results_from_entries(entries, image_sizes(scenes))
 
 
 @pytest.fixture
@@ -203,7 +204,7 @@ def test_stuff_gets_its_rows_when_the_ground_truth_has_stuff(cocoa_json):
     from converters import read
 
     gt = list(read("cocoa", cocoa_json))
-    preds = predictions_from_entries(simulated_predictions(gt), image_sizes(gt))
+    preds = simulated_predictions(gt)
     result = evaluate_segmentation(gt, preds)
     plot = segmentation_plots(gt, preds, result)[0]
     assert len(plot.figure.axes) == 12

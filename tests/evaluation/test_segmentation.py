@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from amodaldata.evaluation import Bucket, Prediction, evaluate_segmentation
 from amodaldata.evaluation.groundtruth import occlusion_rates
 from amodaldata.evaluation.order import ground_truth_predictions
-from amodaldata.evaluation.predictions import predictions_from_entries
+from converters.results import results_from_entries
 from amodaldata.evaluation.segmentation import OCCLUSION_LEVELS
 from amodaldata.masks import Mask
 from amodaldata.order import OcclusionOrder
@@ -302,7 +302,7 @@ def test_predictions_for_unknown_images_are_counted(make_box):
     scene = one_square_scene(make_box)
     entries = [{"image_id": 1, "segmentation": scene.regions[0].amodal.to_rle(), "score": 0.5},
                {"image_id": 99, "segmentation": [1, 1, 5, 1, 5, 5], "score": 0.5}]
-    res = evaluate_segmentation([scene], predictions_from_entries(entries, {"1": (20, 60)}))
+    res = evaluate_segmentation([scene], results_from_entries(entries, {"1": (20, 60)}))
     assert res.overall.ap == ONE
     assert res.dropped == {"predictions for images without ground truth": 1}
     assert res.to_dict()["dropped"] == res.dropped

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 
-from amodaldata.evaluation import evaluate_order, read_predictions
+from amodaldata.evaluation import evaluate_order
 from amodaldata.evaluation.predictions import Prediction, image_sizes
 from amodaldata.masks import Mask
 from amodaldata.shards import read_shards
@@ -19,6 +19,7 @@ from amodaldata.targets import GT_CONFIDENCE
 from cli import main as cli_main
 from models import build_model
 from models.data import ShardDataset, collate
+from converters.results import read_results
 from models.results import coco_results
 from models.sln import STAGE_LOSSES, STAGE_MODULES, SLN
 from models.train import TrainConfig, load_checkpoint, train
@@ -208,7 +209,7 @@ def test_semdist_maps_round_trip_and_eval_order_scores_them(batch, folder, tmp_p
     pred.write_text(json.dumps(records))
     assert pred.stat().st_size < 64 * 64 * 4 * len(records)                           # smaller than float maps
     scenes = list(read_shards(folder))
-    read = read_predictions(pred, image_sizes(scenes)).predictions
+    read = read_results(pred, image_sizes(scenes)).predictions
     maps = [m for det in detections for m in det.semdist]
     assert all(np.array_equal(p.load_semdist(), m) for p, m in zip(read, maps))       # bit for bit
     in_memory = [Prediction(i, Mask.from_bitmap(a), s, semdist=m, index=k)
