@@ -35,13 +35,6 @@ LEAK_RELATIVE = 0.01
 #: Examples kept per kind of problem.
 EXAMPLES = 5
 
-
-RATE_TOLERANCE = 1e-6
-AREA_RELATIVE = 0.01
-LEAK_RELATIVE = 0.01
-#: Examples kept per kind of problem.
-EXAMPLES = 5
-
 #: Kind of problem -> what the report calls it.
 KINDS: dict[str, str] = {
     "schema": "missing or mistyped fields",
@@ -60,12 +53,9 @@ KINDS: dict[str, str] = {
     "parquet": "files that are not Parquet",
     "image": "images that do not decode or are not the annotated size",
     "polygons-rle": "stored amodal polygons disagreeing with the stored amodal RLE",
-    "unknown-region": "order edges naming regions the row lacks",
+    "unknown-region": "order edges or ids naming regions the scene lacks",
     "visible-overlap": "given visible masks of two regions overlapping",
 }
-
-
-
 
 @dataclass
 class Problem:

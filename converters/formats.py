@@ -61,6 +61,17 @@ def _shard_checks(path: str | Path, images: str | Path | None = None) -> Validat
     return validate_shards(path, images=images)
 
 
+def _target_checks(name: str) -> Callable[..., ValidationReport]:
+    """The checks of target format ``name`` (:func:`converters.validate_targets.validate_targets`)."""
+
+    def checks(path: str | Path, images: str | Path | None = None) -> ValidationReport:
+        from .validate_targets import validate_targets
+
+        return validate_targets(path, name, images=images)
+
+    return checks
+
+
 def _json(name: str, read: Callable[..., Iterator[Scene]], write: Callable[..., Any],
           detector: detect.Detector) -> Format:
     """A JSON annotation format: checked by :mod:`converters.validate`, which can repair its polygons."""
@@ -70,12 +81,12 @@ def _json(name: str, read: Callable[..., Iterator[Scene]], write: Callable[..., 
 #: Format name -> its entry, in the order detection tries the detectors.
 FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("parquet", read_parquet, write_parquet, detect.shards, _shard_checks, embeds_images=True),
-    Format("semdist", read_semdist, write_semdist, detect.target_folder),
-    Format("layered", read_layered, write_layered, detect.target_folder),
+    Format("semdist", read_semdist, write_semdist, detect.target_folder, _target_checks("semdist")),
+    Format("layered", read_layered, write_layered, detect.target_folder, _target_checks("layered")),
     _json("cocoa", read_cocoa, write_cocoa, detect.cocoa_schema),
     _json("bsds", read_bsds, write_bsds, detect.cocoa_schema),
     _json("kins", read_kins, write_kins, detect.kins_fields),
-    Format("kins-2020", write=write_kins_2020),
+    Format("kins-2020", write=write_kins_2020, validate=_json_checks("kins"), repairs=True),    # read as kins
     _json("cocoa-cls", read_cocoa_cls, write_cocoa_cls, detect.instances_with_visible),
     _json("d2sa", read_d2sa, write_d2sa, detect.instances_with_visible),
 )}

@@ -223,47 +223,67 @@ def _read_targets(path: str | Path, decode: Callable[[dict[str, Any], dict[str, 
             policy.handle(err.located(file=str(folder / record["file"]), image_id=record.get("image_id")))
 
 
+#: What each reader needs of a scene's arrays: ``{key: (axes, dtype kind)}``, axes named ``N`` (regions),
+#: ``K`` (layers), ``E`` (edges), ``H`` / ``W`` (the index's height and width) or a number; dtype kinds as
+#: numpy's (``f`` float, ``i`` / ``u`` integer, ``b`` bool). :mod:`converters.validate_targets` checks them.
+READ_ARRAYS: dict[str, dict[str, tuple[tuple[str | int, ...], str]]] = {
+    "semdist": {"region_ids": (("N",), "iu"), "semdist": (("N", "H", "W"), "f")},
+    "layered": {"instances": (("K", "H", "W"), "iu")},
+}
+#: The other arrays a writer stores, checked when present.
+WRITTEN_ARRAYS: dict[str, dict[str, tuple[tuple[str | int, ...], str]]] = {
+    "semdist": {"amodal": (("N", "H", "W"), "b"), "visible": (("N", "H", "W"), "b"),
+                "instance_layering": (("N", "H", "W"), "iu"), "global_layering": (("H", "W"), "iu"),
+                "layer_stack": (("K", "H", "W"), "iu"), "occlusion_rate": (("N",), "f"),
+                "order_edges": (("E", 2), "iu")},
+    "layered": {"classes": (("K", "H", "W"), "iu"), "region_ids": (("N",), "iu"), "region_classes": (("N",), "iu")},
+}
+
+
+def decode_semdist_scene(record: dict[str, Any], arrays: dict[str, np.ndarray],
+                         threshold: float = DECODE_THRESHOLD) -> Scene:
+    """The Scene of one ``semdist`` index line and its arrays (see :func:`read_semdist`)."""
+    ids = [int(v) for v in arrays["region_ids"]]
+    maps = arrays["semdist"]
+    masks = {rid: amodal_mask(m, threshold) for rid, m in zip(ids, maps)}
+    edges = set()
+    for i, a in enumerate(ids):
+        for j in range(i + 1, len(ids)):
+            b = ids[j]
+            if not (masks[a] & masks[b]).any():
+                continue
+            sign = depth_order_from_semdist(maps[i], maps[j], threshold)
+            if sign:
+                edges.add((a, b) if sign > 0 else (b, a))
+    return _target_scene(record, masks, edges, {})
+
+
+def decode_layered_scene(record: dict[str, Any], arrays: dict[str, np.ndarray]) -> Scene:
+    """The Scene of one ``layered`` index line and its arrays (see :func:`read_layered`)."""
+    instances = np.asarray(arrays["instances"], dtype=np.int64)
+    ids = [int(v) for v in np.unique(instances) if v > 0]
+    masks = {rid: (instances == rid).any(axis=0) for rid in ids}
+    pairs = []
+    for k in range(instances.shape[0] - 1):
+        for j in range(k + 1, instances.shape[0]):
+            both = (instances[k] > 0) & (instances[j] > 0)
+            pairs.append(np.stack([instances[k][both], instances[j][both]], axis=1))
+    edges = {(int(a), int(b)) for a, b in np.unique(np.concatenate(pairs or [np.zeros((0, 2), np.int64)]),
+                                                     axis=0)}
+    categories = dict(zip((int(v) for v in arrays.get("region_ids", [])),
+                          (int(v) for v in arrays.get("region_classes", []))))
+    return _target_scene(record, masks, edges, categories)
+
+
 def read_semdist(path: str | Path, *, threshold: float = DECODE_THRESHOLD,
                  on_error: OnError | ErrorPolicy = "fail") -> Iterable[Scene]:
     """Yield the Scenes of a ``semdist`` folder, decoded from the sem-dist maps alone (SLN Eq. 2-5): each
     region's amodal mask is frac(M) > ``threshold`` (Eq. 3); two regions whose masks overlap are ordered by
     R_AB (Eq. 4-5, :func:`amodaldata.targets.depth_order_from_semdist`); visible parts follow from the order."""
-
-    def decode(record: dict[str, Any], arrays: dict[str, np.ndarray]) -> Scene:
-        ids = [int(v) for v in arrays["region_ids"]]
-        maps = arrays["semdist"]
-        masks = {rid: amodal_mask(m, threshold) for rid, m in zip(ids, maps)}
-        edges = set()
-        for i, a in enumerate(ids):
-            for j in range(i + 1, len(ids)):
-                b = ids[j]
-                if not (masks[a] & masks[b]).any():
-                    continue
-                sign = depth_order_from_semdist(maps[i], maps[j], threshold)
-                if sign:
-                    edges.add((a, b) if sign > 0 else (b, a))
-        return _target_scene(record, masks, edges, {})
-
-    return _read_targets(path, decode, on_error)
+    return _read_targets(path, lambda record, arrays: decode_semdist_scene(record, arrays, threshold), on_error)
 
 
 def read_layered(path: str | Path, *, on_error: OnError | ErrorPolicy = "fail") -> Iterable[Scene]:
     """Yield the Scenes of a ``layered`` folder, rebuilt from the K instance layers: a region is wherever its
     id appears in a layer; where two regions cover one pixel, the one in the nearer layer is in front."""
-
-    def decode(record: dict[str, Any], arrays: dict[str, np.ndarray]) -> Scene:
-        instances = np.asarray(arrays["instances"], dtype=np.int64)
-        ids = [int(v) for v in np.unique(instances) if v > 0]
-        masks = {rid: (instances == rid).any(axis=0) for rid in ids}
-        pairs = []
-        for k in range(instances.shape[0] - 1):
-            for j in range(k + 1, instances.shape[0]):
-                both = (instances[k] > 0) & (instances[j] > 0)
-                pairs.append(np.stack([instances[k][both], instances[j][both]], axis=1))
-        edges = {(int(a), int(b)) for a, b in np.unique(np.concatenate(pairs or [np.zeros((0, 2), np.int64)]),
-                                                         axis=0)}
-        categories = dict(zip((int(v) for v in arrays.get("region_ids", [])),
-                              (int(v) for v in arrays.get("region_classes", []))))
-        return _target_scene(record, masks, edges, categories)
-
-    return _read_targets(path, decode, on_error)
+    return _read_targets(path, decode_layered_scene, on_error)
