@@ -369,6 +369,19 @@ _plot_format_opt = click.option("--plot-format", type=click.Choice(["png", "svg"
                                 help="File format of the --plots figures.")
 
 
+def _eval_outputs(csv_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The outputs every scoring command shares (--json, --csv with ``csv_help``, --plots, --plot-format), its
+    --on-error and its error reporting."""
+    csv_opt = click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path), help=csv_help)
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed([_json_opt, csv_opt, _plots_opt, _plot_format_opt, _on_error_opt, reports_errors]):
+            func = option(func)
+        return func
+
+    return decorate
+
+
 def _check_plots(plots_dir: Path | None, annotator: str) -> None:
     """Refuse --plots up front (before any scoring) when matplotlib is missing or the curves would be averaged."""
     from amodaldata.plotting import MISSING, plots_available
@@ -415,13 +428,7 @@ def eval_group() -> None:
 @_annotator_opt
 @click.option("--max-dets", default="1,10,100,1000", show_default=True, callback=_max_dets,
               help="Max detections per image for AR (AP at the largest).")
-@_json_opt
-@click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the per-image matches (every detection and every missed region) as CSV.")
-@_plots_opt
-@_plot_format_opt
-@_on_error_opt
-@reports_errors
+@_eval_outputs("Write the per-image matches (every detection and every missed region) as CSV.")
 def eval_segm(gt: Path, pred: Path, src_format: str | None, classes: str, gt_mask: str, part: str,
               min_occlusion: float, annotator: str, max_dets: tuple[int, ...], json_out: Path | None,
               csv_out: Path | None, plots_dir: Path | None, plot_format: str, on_error: str) -> None:
@@ -465,13 +472,7 @@ def eval_segm(gt: Path, pred: Path, src_format: str | None, classes: str, gt_mas
 @click.option("--iou", "iou_threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Matching IoU threshold.")
 @_annotator_opt
-@_json_opt
-@click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write every ground-truth pair with its verdict as CSV.")
-@_plots_opt
-@_plot_format_opt
-@_on_error_opt
-@reports_errors
+@_eval_outputs("Write every ground-truth pair with its verdict as CSV.")
 def eval_order(gt: Path, pred: Path, src_format: str | None, source: str, iou_threshold: float, annotator: str,
           json_out: Path | None, csv_out: Path | None, plots_dir: Path | None, plot_format: str,
           on_error: str) -> None:

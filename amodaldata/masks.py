@@ -76,15 +76,7 @@ def column_runs(counts: str | bytes, height: int) -> tuple[np.ndarray, np.ndarra
 
     bounds = np.cumsum(rle.run_lengths(counts))
     start, end = bounds[0::2][:bounds.size // 2], bounds[1::2]      # runs of ones: [start, end)
-    keep = end > start
-    start, end = start[keep], end[keep]
-    first_col, last_col = start // height, (end - 1) // height
-    pieces = last_col - first_col + 1
-    run = np.repeat(np.arange(start.size), pieces)
-    k = np.arange(run.size) - np.repeat(np.cumsum(pieces) - pieces, pieces)
-    col = first_col[run] + k
-    y0 = np.where(k == 0, start[run] - first_col[run] * height, 0)
-    y1 = np.where(col == last_col[run], end[run] - last_col[run] * height, height)
+    _, col, y0, y1 = rle.split_at_columns(start, end, height)
     return col, y0, y1
 
 

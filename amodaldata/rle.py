@@ -201,6 +201,24 @@ def strings(counts: np.ndarray, offsets: np.ndarray) -> list[str]:
     return [whole[a:b] for a, b in zip([0, *ends[:-1].tolist()], ends.tolist())]
 
 
+def split_at_columns(start: np.ndarray, end: np.ndarray, height: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Column-major pixel intervals ``[start, end)`` (flat positions ``x * height + y``) split at the column
+    ends: per piece, the index of its interval, its column and its rows ``[top, bottom)``, in interval order.
+    An interval may run over several columns; an empty one gives no piece."""
+    start, end = np.asarray(start, dtype=np.int64), np.asarray(end, dtype=np.int64)
+    kept = np.flatnonzero(end > start)
+    start, end = start[kept], end[kept]
+    first, last = start // height, (end - 1) // height
+    count = last - first + 1
+    piece = np.repeat(np.arange(start.size), count)
+    k = np.arange(piece.size) - np.repeat(np.cumsum(count) - count, count)
+    col = first[piece] + k
+    top = np.where(k == 0, start[piece] - first[piece] * height, 0)
+    bottom = np.where(col == last[piece], end[piece] - last[piece] * height, height)
+    return kept[piece], col, top, bottom
+
+
 def from_runs(starts: np.ndarray, ends: np.ndarray, height: int, width: int) -> dict:
     """``{"size": [h, w], "counts": str}`` of the column-major runs of ones ``[starts, ends)`` (sorted,
     disjoint, not touching)."""

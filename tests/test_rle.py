@@ -121,3 +121,18 @@ def test_decode_runs_names_the_first_invalid_string(broken):
     assert rle.runs([good], 12)[3] == -1
     with pytest.raises(ValueError):
         rle.decode({"size": [3, 4], "counts": broken})
+
+
+def test_intervals_split_at_the_column_ends_cover_the_same_pixels():
+    h, w = 5, 4
+    start, end = np.array([3, 7, 7, 0]), np.array([12, 7, 9, 2])        # over three columns, empty, in one
+    which, col, top, bottom = rle.split_at_columns(start, end, h)
+    assert which.tolist() == [0, 0, 0, 2, 3] and col.tolist() == [0, 1, 2, 1, 0]
+    assert top.tolist() == [3, 0, 0, 2, 0] and bottom.tolist() == [5, 5, 2, 4, 2]
+    for i, (a, b) in enumerate(zip(start, end)):
+        flat = np.zeros(h * w, bool)
+        flat[a:b] = True
+        pieces = np.zeros((h, w), bool)
+        for c, y0, y1 in zip(col[which == i], top[which == i], bottom[which == i]):
+            pieces[y0:y1, c] = True
+        assert np.array_equal(pieces, flat.reshape(w, h).T)

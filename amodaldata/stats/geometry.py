@@ -46,17 +46,10 @@ class Pieces:
                        width: int) -> "Pieces":
         """From column-major intervals ``[start, end)`` of flat positions ``x * H + y``, sorted by (mask, start);
         an interval may run on over several columns."""
-        mask, start, end = (np.asarray(a, dtype=np.int64) for a in (mask, start, end))
-        keep = end > start
-        mask, start, end = mask[keep], start[keep], end[keep]
-        first, last = start // height, (end - 1) // height
-        count = last - first + 1
-        which = np.repeat(np.arange(start.size), count)
-        k = np.arange(which.size) - np.repeat(np.cumsum(count) - count, count)
-        col = first[which] + k
-        top = np.where(k == 0, start[which] - first[which] * height, 0)
-        bottom = np.where(col == last[which], end[which] - last[which] * height, height)
-        return cls(n_masks, height, width, mask[which], col, top, bottom)
+        from ..rle import split_at_columns
+
+        which, col, top, bottom = split_at_columns(start, end, height)
+        return cls(n_masks, height, width, np.asarray(mask, dtype=np.int64)[which], col, top, bottom)
 
     @classmethod
     def from_rles(cls, counts: list[str | bytes], height: int, width: int) -> "Pieces":
