@@ -38,6 +38,6 @@ def resize_scene(scene: Scene, height: int, width: int) -> Scene:
     else:
         bitmaps = [r.amodal.to_bitmap()[np.ix_(ys, xs)] for r in scene.regions]
     regions = [Region(r.id, Mask.from_bitmap(bitmap), name=r.name, category_id=r.category_id,
-                      is_stuff=r.is_stuff, depth_rank=r.depth_rank) for r, bitmap in zip(scene.regions, bitmaps)]
+                      is_stuff=r.is_stuff, is_crowd=r.is_crowd, depth_rank=r.depth_rank) for r, bitmap in zip(scene.regions, bitmaps)]
     return Scene(id=scene.id, height=height, width=width, regions=regions, order=scene.order,
                  annotation_id=scene.annotation_id)

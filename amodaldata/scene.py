@@ -28,6 +28,8 @@ class Region:
         name: free-text label (COCOA), or None.
         category_id: category id (COCO-style datasets), or None.
         is_stuff: True for amorphous background regions (COCOA ``isStuff``).
+        is_crowd: True for a region outlining a crowd of objects (COCO ``iscrowd``): the evaluation matches
+            detections to it but never counts it, as COCO's does.
         visible: the visible part as given by the annotation, or None (it is derived from the layer stack).
         depth_rank: 1-based front-to-back rank as given (COCOA ``order``), or None.
         extra: fields no reader models, kept so a round trip loses nothing.
@@ -38,6 +40,7 @@ class Region:
     name: str | None = None
     category_id: int | None = None
     is_stuff: bool = False
+    is_crowd: bool = False
     visible: Mask | None = None
     depth_rank: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)

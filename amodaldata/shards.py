@@ -9,7 +9,7 @@ data_dir=...)``, which tells splits from file names, and the card's ``configs``,
   schema's ``huggingface`` metadata so ``datasets.load_dataset("parquet", ...)`` decodes it;
 - ``image_id``, ``annotation_id``: the ids as canonical JSON text (``"42"`` for 42, ``"\\"a\\""`` for "a");
   ``annotator``, ``file_name``, ``height``, ``width``;
-- ``regions``: list of structs (``id``, ``name``, ``category_id``, ``is_stuff``, ``depth_rank``, ``amodal`` and
+- ``regions``: list of structs (``id``, ``name``, ``category_id``, ``is_stuff``, ``is_crowd``, ``depth_rank``, ``amodal`` and
   ``visible`` as COCO compressed RLE ``{size, counts}``, ``visible_given`` (the visible mask came from the
   annotation rather than the layer stack), ``amodal_polygons`` (the polygons the amodal mask arrived as, so
   the encoding survives), ``area``, ``occlusion_rate``, ``extra`` as JSON text);
@@ -51,6 +51,7 @@ REGION_TYPE = pa.struct([
     ("name", pa.string()),
     ("category_id", pa.int64()),
     ("is_stuff", pa.bool_()),
+    ("is_crowd", pa.bool_()),
     ("depth_rank", pa.int32()),
     ("amodal", _RLE),
     ("visible", _RLE),
@@ -124,7 +125,7 @@ def scene_to_row(scene: Scene) -> dict[str, Any]:
             visible = runs.visible_rle(r.id)
         regions.append({
             "id": r.id, "name": r.name, "category_id": r.category_id, "is_stuff": bool(r.is_stuff),
-            "depth_rank": r.depth_rank, "amodal": r.amodal.to_rle(), "visible": visible,
+            "is_crowd": bool(r.is_crowd), "depth_rank": r.depth_rank, "amodal": r.amodal.to_rle(), "visible": visible,
             "visible_given": r.visible is not None, "amodal_polygons": r.amodal.polygons,
             "area": stack.area(r.id), "occlusion_rate": stack.occlusion_rate(r.id),
             "extra": _json(r.extra) if r.extra else None,
@@ -163,7 +164,8 @@ def row_to_scene(row: dict[str, Any]) -> Scene:
         visible = Mask.from_rle(r["visible"], h, w, check_counts=False) if r.get("visible_given") else None
         regions.append(Region(
             id=int(r["id"]), amodal=amodal, name=r.get("name"), category_id=r.get("category_id"),
-            is_stuff=bool(r.get("is_stuff")), visible=visible, depth_rank=r.get("depth_rank"),
+            is_stuff=bool(r.get("is_stuff")), is_crowd=bool(r.get("is_crowd")), visible=visible,
+            depth_rank=r.get("depth_rank"),
             extra=_unjson(r.get("extra")) or {},
         ))
     image = row.get("image") or {}
@@ -352,7 +354,8 @@ def write_dataset_card(out_dir: str | Path, *, title: str = "amodaldata shards",
         "One row per scene (an image and all its amodally annotated regions):", "",
         "- `image`: `{bytes, path}` (PNG/JPEG bytes; a Hugging Face `Image` feature)",
         "- `image_id`, `annotation_id`: ids as JSON text; `annotator`; `file_name`; `height`, `width`",
-        "- `regions`: list of `{id, name, category_id, is_stuff, depth_rank, amodal, visible, visible_given,"
+        "- `regions`: list of `{id, name, category_id, is_stuff, is_crowd, depth_rank, amodal, visible,"
+        " visible_given,"
         " amodal_polygons, area, occlusion_rate, extra}`; `amodal` and `visible` are COCO compressed RLE"
         " `{size: [h, w], counts}`; `depth_rank` 1 is the nearest region",
         "- `order`: occlusion edges `{front, back}` (region ids; front hides back where they overlap)",

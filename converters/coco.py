@@ -50,7 +50,7 @@ class InstanceLayout:
         area / visible_area: keys of the amodal and visible pixel counts (``visible_area`` None: not stored);
             ``area_fallback``: read-side spelling of ``area`` some copies use (KINS 2020: plain ``area``).
         float_area: areas written as floats (D2SA) rather than ints.
-        crowd_bool: ``iscrowd`` written as a JSON bool (D2SA) rather than 0 / 1.
+        crowd_bool: ``iscrowd`` (:attr:`Region.is_crowd`) written as a JSON bool (D2SA) rather than 0 / 1.
         native: further per-instance fields of the release, written back from ``Region.extra`` when a
             Scene carries them; any other unmodelled field has no place in the format and is reported lost.
         table: the format's category table, None when it is read from the file (D2SA).
@@ -72,7 +72,7 @@ class InstanceLayout:
     area_fallback: str | None = None
     float_area: bool = False
     crowd_bool: bool = False
-    native: frozenset[str] = frozenset({"id", "iscrowd"})
+    native: frozenset[str] = frozenset({"id"})
     table: CategoryTable | None = None
     default_label_map: str | None = None
     supercategories: Mapping[int, str] = field(default_factory=dict)
@@ -81,7 +81,7 @@ class InstanceLayout:
     def modelled(self) -> set[str]:
         """Fields read into the Scene model (or derived again when written), never carried in ``extra``."""
         keys = {self.amodal, self.visible, self.invisible, self.amodal_bbox, self.visible_bbox, self.area,
-                self.visible_area, self.area_fallback, "occlude_rate", "category_id", "image_id"}
+                self.visible_area, self.area_fallback, "occlude_rate", "category_id", "image_id", "iscrowd"}
         return {k for k in keys if k is not None}
 
 
@@ -228,8 +228,11 @@ def _region(ann: dict, rid: int, layout: InstanceLayout, names: dict[int, str], 
         visible_mask = _field_mask(visible, layout.visible, height, width) if visible is not None else None
     if layout.invisible is not None and ann.get(layout.invisible) is not None:   # checked; derived when written
         _field_mask(ann[layout.invisible], layout.invisible, height, width)
+    crowd = ann.get("iscrowd", 0)
+    if not isinstance(crowd, (bool, int)) or crowd not in (0, 1):
+        raise AnnotationError(f"'iscrowd' must be 0 / 1 or a bool, got {crowd!r}")
     return Region(id=rid, amodal=amodal, name=names.get(category_id) if category_id is not None else None,
-                  category_id=category_id, visible=visible_mask,
+                  category_id=category_id, is_crowd=bool(crowd), visible=visible_mask,
                   extra={k: v for k, v in ann.items() if k not in layout.modelled})
 
 
@@ -374,19 +377,6 @@ def _encoded(mask: Mask, encoding: FieldEncoding, tracer: TracedPolygons, losses
     return polygons
 
 
-def _crowd(region: Region, layout: InstanceLayout, losses: LossReport, image_id: Any) -> bool | int:
-    """``iscrowd`` in the layout's type (D2SA: a bool; the others: 0 / 1); a change of type is reported."""
-    value = region.extra.get("iscrowd", 0)
-    if not isinstance(value, (bool, int)) or value not in (0, 1):
-        losses.add(f"'iscrowd' values that are not 0 / 1 or a bool, written as {'false' if layout.crowd_bool else 0}",
-                   image_id, region.id, detail=repr(value))
-        value = 0
-    if layout.crowd_bool != isinstance(value, bool) and "iscrowd" in region.extra:
-        losses.add(f"'iscrowd' written as {'a bool' if layout.crowd_bool else '0 / 1'} ({layout.name}'s type; "
-                   f"the source had {type(value).__name__})", image_id, region.id)
-    return bool(value) if layout.crowd_bool else int(value)
-
-
 def _annotation(scene: Scene, region: Region, stack: LayerStack, runs: StackRuns, cid: int,
                 layout: InstanceLayout, ids: IdAllocator, losses: LossReport,
                 traced: dict[str, TracedPolygons], order_extra: dict) -> dict:
@@ -410,7 +400,7 @@ def _annotation(scene: Scene, region: Region, stack: LayerStack, runs: StackRuns
                                                    losses, scene, region),
                            layout.amodal_bbox: bbox(region.amodal, pixels=layout.amodal_encoding == "rle"),
                            layout.area: number(area),
-                           "iscrowd": _crowd(region, layout, losses, scene.id),
+                           "iscrowd": region.is_crowd if layout.crowd_bool else int(region.is_crowd),
                            layout.visible: _encoded(visible_mask, layout.visible_encoding, traced[layout.visible],
                                                     losses, scene, region)}
     if layout.visible_bbox is not None:

@@ -334,6 +334,8 @@ def _annotation_object(scene: Scene, ann_id: Any, losses: LossReport, fmt: str) 
 
 
 def _region_losses(scene: Scene, region: Region, visible: dict | None, losses: LossReport, fmt: str) -> None:
+    if region.is_crowd:
+        losses.add(f"crowd flags ({fmt} has none: crowd regions are written as regions)", scene.id, region.id)
     if region.category_id is not None:
         if region.name is None:
             losses.add(f"category ids of regions without a name ({fmt} holds free-text names only; no name "

@@ -27,7 +27,7 @@ from .losses import LossReport, Written
 LAYOUT = InstanceLayout(
     name="d2sa", amodal="segmentation", visible="visible_mask", invisible="invisible_mask",
     amodal_bbox="bbox", visible_bbox=None, occlude_rate=True, float_area=True, crowd_bool=True,
-    native=frozenset({"id", "iscrowd", "occl_depth", "amodal_region", "amodal_base"}), table=None,
+    native=frozenset({"id", "occl_depth", "amodal_region", "amodal_base"}), table=None,
 )
 
 

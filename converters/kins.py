@@ -50,7 +50,7 @@ RELEASE_2020 = InstanceLayout(
     name="kins-2020", amodal="a_segm", visible="i_segm", invisible=None, amodal_bbox="a_bbox",
     visible_bbox="i_bbox", occlude_rate=False, amodal_encoding="polygons", visible_encoding="polygons",
     area="a_area", visible_area="i_area", area_fallback="area",
-    native=frozenset({"id", "iscrowd", *ORDER_FIELDS}), table=KINS_TABLE,
+    native=frozenset({"id", *ORDER_FIELDS}), table=KINS_TABLE,
 )
 
 

@@ -5,7 +5,7 @@ annotations again).
 Both write a folder with one compressed ``.npz`` per scene, named ``{image_id}.npz`` (``{image_id}-{annotation
 id}.npz`` when an image has several annotations), and ``index.jsonl``: one line per scene with its ``file``,
 ``image_id``, ``annotation_id``, ``annotator``, ``file_name``, ``height``, ``width`` and ``regions``
-(``id``, ``name``, ``category_id``, ``is_stuff``), in the order of the arrays' first axis.
+(``id``, ``name``, ``category_id``, ``is_stuff``, ``is_crowd``), in the order of the arrays' first axis.
 
 ``semdist`` keys (N regions, K stack depth; see :func:`amodaldata.targets.scene_targets`):
 ``region_ids`` (N,), ``semdist`` float32 (N, H, W) = C - L (SLN Eq. 1, C = ``confidence``), ``amodal`` and
@@ -60,8 +60,8 @@ def _index_record(scene: Scene, file: str) -> dict[str, Any]:
     return {
         "file": file, "image_id": scene.id, "annotation_id": scene.annotation_id, "annotator": scene.annotator,
         "file_name": scene.file_name, "height": scene.height, "width": scene.width,
-        "regions": [{"id": r.id, "name": r.name, "category_id": r.category_id, "is_stuff": r.is_stuff}
-                    for r in scene.regions],
+        "regions": [{"id": r.id, "name": r.name, "category_id": r.category_id, "is_stuff": r.is_stuff,
+                     "is_crowd": r.is_crowd} for r in scene.regions],
     }
 
 
@@ -200,7 +200,8 @@ def _target_scene(record: dict[str, Any], masks: dict[int, np.ndarray], edges: s
         info = meta.get(rid, {})
         regions.append(Region(id=rid, amodal=Mask.from_bitmap(bitmap), name=info.get("name"),
                               category_id=info.get("category_id", categories.get(rid)),
-                              is_stuff=bool(info.get("is_stuff", False))))
+                              is_stuff=bool(info.get("is_stuff", False)),
+                              is_crowd=bool(info.get("is_crowd", False))))
     h, w = record.get("height"), record.get("width")
     scene = Scene(id=record.get("image_id"), height=h, width=w, regions=regions, order=OcclusionOrder(edges),
                   file_name=record.get("file_name"), annotator=record.get("annotator"),

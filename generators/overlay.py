@@ -244,7 +244,7 @@ def generate_scene(config: OverlayConfig, source: Source, rng: np.random.Generat
 
     n_pasted = len(pastes)
     regions = [Region(id=r.id, amodal=r.amodal, name=r.name, category_id=r.category_id, is_stuff=r.is_stuff,
-                      depth_rank=None if r.depth_rank is None else r.depth_rank + n_pasted, extra=dict(r.extra))
+                      is_crowd=r.is_crowd, depth_rank=None if r.depth_rank is None else r.depth_rank + n_pasted, extra=dict(r.extra))
                for r in base.regions]
     edges = set(base.order.edges)
     below = [r.id for r in base.regions]

@@ -104,5 +104,5 @@ def scored_masks(scene: Scene, which: GtMask, rates: dict[int, float]) -> list[M
 
 
 def crowd_flags(scene: Scene) -> np.ndarray:
-    """COCO ``iscrowd`` of each region (from ``Region.extra``; crowd regions are matched but never counted)."""
-    return np.array([bool(r.extra.get("iscrowd", 0)) for r in scene.regions], dtype=bool)
+    """:attr:`Region.is_crowd` of each region (crowd regions are matched but never counted)."""
+    return np.array([r.is_crowd for r in scene.regions], dtype=bool)

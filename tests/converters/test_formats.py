@@ -11,6 +11,8 @@ from converters.cocoa import read_cocoa
 from converters.cocoa_cls import read_cocoa_cls, write_cocoa_cls
 from converters.d2sa import read_d2sa, write_d2sa
 from converters.kins import read_kins, write_kins, write_kins_2020
+from amodaldata.shards import read_shards, write_shards
+from converters import READERS, WRITERS
 from converters.losses import LossReport
 
 
@@ -22,7 +24,7 @@ def test_kins_original_reads_visible_masks_names_and_derived_order(make_file):
                                                                  ("misc", 8)]
     assert all(r.visible is not None for r in first.regions)
     assert first.order.edges == {(1, 2), (2, 3)}                  # A over B over C; D overlaps nothing
-    assert first.regions[0].extra == {"id": 100, "iscrowd": 0}
+    assert first.regions[0].extra == {"id": 100} and not any(r.is_crowd for r in first.regions)
     assert scenes[2].regions == []
 
 
@@ -129,3 +131,33 @@ def test_a_category_missing_from_the_file_fails_its_image(make_file, tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(AnnotationError, match=r"image 1, annotation 100, region 1: category_id 5 is not in"):
         list(read_d2sa(path))
+
+
+@pytest.mark.parametrize("fmt, written", [("kins", 1), ("d2sa", True), ("cocoa-cls", 1)])
+def test_the_crowd_flag_is_read_kept_and_written_in_each_format_type(make_file, tmp_path, fmt, written):
+    data = json.loads(make_file(fmt).read_text())
+    data["annotations"][0]["iscrowd"] = True if fmt == "d2sa" else 1
+    src = tmp_path / "in.json"
+    src.write_text(json.dumps(data))
+    scenes = list(READERS[fmt](src))
+    flags = [r.is_crowd for s in scenes for r in s.regions]
+    assert flags[0] and not any(flags[1:]) and all("iscrowd" not in r.extra for s in scenes for r in s.regions)
+    write_shards(scenes, tmp_path / "shards")
+    back = list(read_shards(tmp_path / "shards"))
+    assert [r.is_crowd for s in back for r in s.regions] == flags
+    WRITERS[fmt](back, tmp_path / "out.json")
+    anns = json.loads((tmp_path / "out.json").read_text())["annotations"]
+    assert [a["iscrowd"] for a in anns][:2] == [written, type(written)(0)]
+    assert all(type(a["iscrowd"]) is type(written) for a in anns)
+    losses = LossReport()
+    WRITERS["cocoa"](back, tmp_path / "cocoa.json", losses=losses)
+    assert "crowd flags (cocoa has none: crowd regions are written as regions): 1" in "\n".join(losses.lines())
+
+
+def test_a_crowd_flag_that_is_not_0_or_1_is_refused(make_file, tmp_path):
+    data = json.loads(make_file("kins").read_text())
+    data["annotations"][1]["iscrowd"] = 2
+    src = tmp_path / "in.json"
+    src.write_text(json.dumps(data))
+    with pytest.raises(AnnotationError, match=r"'iscrowd' must be 0 / 1 or a bool, got 2"):
+        list(READERS["kins"](src))

@@ -29,7 +29,7 @@ def _coco_reference(scenes: list[Scene], preds: list, use_cats: int,
             area = float(mask.area()) if counts is None or counts(scene, region) else 2e10
             anns.append({"id": len(anns) + 1, "image_id": scene.id, "category_id": region.category_id or 1,
                          "segmentation": mask.to_rle(), "area": area,
-                         "iscrowd": int(region.extra.get("iscrowd", 0)), "bbox": list(mask.bbox())})
+                         "iscrowd": int(region.is_crowd), "bbox": list(mask.bbox())})
     gt = COCO()
     gt.dataset = {"images": images, "annotations": anns,
                   "categories": [{"id": c} for c in sorted({a["category_id"] for a in anns})]}

@@ -111,7 +111,7 @@ def random_task(seed: int, n_images: int = 12, h: int = 40, w: int = 50, n_cats:
             bitmap[y:y + bh, x:x + bw] = True
             regions.append(Region(rid, Mask.from_bitmap(bitmap), category_id=int(rng.integers(1, n_cats + 1)),
                                   is_stuff=bool(rng.random() < 0.3), depth_rank=rid,
-                                  extra={"iscrowd": int(rng.random() < 0.1)}))
+                                  is_crowd=bool(rng.random() < 0.1)))
         ranks = {r.id: int(v) for r, v in zip(regions, rng.permutation(len(regions)) + 1)}
         scenes.append(Scene(image_id, h, w, regions, OcclusionOrder.from_ranks(ranks)))
         for _ in range(int(rng.integers(0, 16))):
