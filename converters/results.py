@@ -36,7 +36,7 @@ import numpy as np
 
 from amodaldata.atomic import atomic_path
 from amodaldata.errors import AmodalDataError, AnnotationError, GeometryError
-from amodaldata.evaluation.predictions import Prediction, PredictionSet, image_key
+from amodaldata.evaluation.predictions import Prediction, PredictionSet, image_key, image_sizes
 from amodaldata.masks import Mask
 from amodaldata.scene import Scene
 
@@ -133,13 +133,16 @@ def _semdist_file(path: Path) -> Callable[[], np.ndarray]:
 
 
 # -- reading ------------------------------------------------------------------------------------------------
-def read_results(path: str | Path, sizes: Mapping[str, tuple[int, int]]) -> PredictionSet:
+def read_results(path: str | Path, sizes: Mapping[str, tuple[int, int]] | Iterable[Scene]) -> PredictionSet:
     """Read a COCO results JSON file, or prediction shards (a ``.parquet`` file or a folder of them).
 
-    ``sizes`` maps image keys (:func:`~amodaldata.evaluation.predictions.image_key`) to ``(height, width)``
-    (:func:`~amodaldata.evaluation.predictions.image_sizes` of the ground truth); entries for other images are
-    not read (as the official COCOA API filters them) but counted in :attr:`PredictionSet.unknown_images`.
+    ``sizes`` gives the ground truth's images: its scenes, or a map of image keys
+    (:func:`~amodaldata.evaluation.predictions.image_key`) to ``(height, width)``
+    (:func:`~amodaldata.evaluation.predictions.image_sizes`); entries for other images are not read (as the
+    official COCOA API filters them) but counted in :attr:`PredictionSet.unknown_images`.
     """
+    if not isinstance(sizes, Mapping):
+        sizes = image_sizes(list(sizes))
     path = Path(path)
     if path.is_dir() or path.suffix == ".parquet":
         from amodaldata.shards import read_shards

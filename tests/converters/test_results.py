@@ -44,6 +44,7 @@ def test_image_ids_match_by_text(tmp_path, make_box):
     scenes = [Scene("12", 20, 30, [])]
     path = write(tmp_path, [{"image_id": 12, "segmentation": make_box(20, 30, 0, 0, 3, 3).to_rle(), "score": 1}])
     assert len(read_results(path, image_sizes(scenes)).predictions) == 1
+    assert len(read_results(path, scenes).predictions) == 1                # the scenes themselves will do
 
 
 @pytest.mark.parametrize("entry, error, message", [
