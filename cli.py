@@ -195,7 +195,7 @@ def show(input: Path, image_id: str | None, out: Path, src_format: str, images: 
         raise click.UsageError("give either --image-id or --worst (with --pred)")
     if worst is not None and pred is None:
         raise click.UsageError("--worst ranks the images by the recall of --pred")
-    scenes = read(src_format, input, images=images, load_images=images is not None)
+    scenes = read(input, format=src_format, images=images, load_images=images is not None)
     if pred is None:
         scene = select_scene(scenes, image_id, annotator)
         click.echo(f"wrote {save_image(render_scene(scene, max_level=max_level), out)}")
@@ -270,7 +270,7 @@ def stats(args: tuple[str, ...], images: Path | None, json_out: Path | None, plo
     with contextlib.ExitStack() as outputs:
         sinks = [outputs.enter_context(write_tables(table_dir))] if table_dir is not None else []
         sinks += [outputs.enter_context(write_graphs(graphs_out))] if graphs_out is not None else []
-        result = compute_stats(read(src_format, input, images=images, on_error=policy), progress=progress,
+        result = compute_stats(read(input, format=src_format, images=images, on_error=policy), progress=progress,
                                sinks=sinks)
     click.echo(format_report(result))
     if table_dir is not None:
@@ -300,7 +300,7 @@ def _read_ground_truth(gt: Path, src_format: str | None, on_error: str) -> list:
     from converters import read
 
     policy = ErrorPolicy(on_error)
-    scenes = list(read(src_format, gt, on_error=policy))
+    scenes = list(read(gt, format=src_format, on_error=policy))
     if policy.skipped:
         click.echo(policy.summary(), err=True)
     return scenes

@@ -6,10 +6,11 @@ The core data model is :class:`Scene` (an image, its amodal :class:`Region` s an
     from converters import read
     import amodaldata
 
-    amodaldata.write_shards(read("cocoa", "COCO_amodal_val2014.json"), "shards/")
+    amodaldata.write_shards(read("COCO_amodal_val2014.json", format="cocoa"), "shards/")
 
-Files are read and written by ``converters.read`` / ``converters.write``; synthetic data comes from
-``generators.generate_dataset``; shards, targets, statistics and the task engine are re-exported here.
+Files are read and written by ``converters.read(path, format)`` / ``converters.write(scenes, path, format)``;
+synthetic data comes from ``generators.generate_dataset``; shards (:class:`ShardSet`), targets, statistics and the
+task engine are re-exported here.
 """
 
 from .errors import (AmodalDataError, AnnotationError, DepthCycleError, ErrorPolicy, FormatError,
@@ -24,8 +25,8 @@ __version__ = "0.1.0"
 
 #: Re-exported on first use (PEP 562), so ``import amodaldata`` does not import pyarrow, numba or matplotlib.
 _LAZY = {
-    "read_shards": "shards", "write_shards": "shards", "scene_targets": "targets", "compute_stats": "stats",
-    "format_report": "stats", "run_tasks": "engines", "atomic_path": "atomic",
+    "read_shards": "shards", "write_shards": "shards", "ShardSet": "shards", "scene_targets": "targets",
+    "compute_stats": "stats", "format_report": "stats", "run_tasks": "engines", "atomic_path": "atomic",
 }
 
 __all__ = [

@@ -69,7 +69,7 @@ def main() -> None:
     parser.add_argument("--memory", type=int, nargs=2, default=(500, 5000), metavar=("SMALL", "LARGE"),
                         help="the two numbers of scenes of the memory runs")
     args = parser.parse_args()
-    templates = list(read("cocoa", COCOA_DEMO_JSON))
+    templates = list(read(COCOA_DEMO_JSON, format="cocoa"))
     regions = sum(len(templates[i % len(templates)].regions) for i in range(args.scenes))
 
     warm_up = StatsAccumulator()              # imports, compiling the numba loops: not timed

@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20, help="copies of the built-in scenes per round")
     parser.add_argument("--rounds", type=int, default=7, help="timed rounds; the fastest counts")
     args = parser.parse_args()
-    base = list(read("cocoa", COCOA_DEMO_JSON, images=COCOA_DEMO_DIR))
+    base = list(read(COCOA_DEMO_JSON, format="cocoa", images=COCOA_DEMO_DIR))
     scenes = base * args.repeat
     regions = sum(len(s.regions) for s in scenes)
     ours(scenes[:len(base)])                  # warm-up (imports, compiling the numba loops, allocator)

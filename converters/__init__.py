@@ -53,22 +53,23 @@ def accepted_options(func: Callable[..., Any], options: dict[str, Any]) -> dict[
     return {k: v for k, v in options.items() if k in params and v is not None}
 
 
-def read(fmt: str | None, path: str | Path, **options: Any) -> Iterator[Scene]:
-    """Read ``path`` in format ``fmt`` (a key of :data:`READERS`; None: told from the content).
+def read(path: str | Path, format: str | None = None, **options: Any) -> Iterator[Scene]:
+    """Read ``path`` in ``format`` (a key of :data:`READERS`; None: told from the content).
 
     ``options`` (``images``, ``on_error``, ``load_images``, ...) go to the reader when it declares them, so
     callers can pass the same options whatever the format; an option no reader declares is a TypeError.
     """
     check_options(options, READ_OPTIONS, "the readers")
-    if fmt is None:
-        fmt = detect_format(path)
-    if fmt not in READERS:
-        raise FormatError(f"unknown input format {fmt!r}; known: {', '.join(sorted(READERS))}", file=str(path))
-    return READERS[fmt](path, **accepted_options(READERS[fmt], options))
+    if format is None:
+        format = detect_format(path)
+    if format not in READERS:
+        raise FormatError(f"unknown input format {format!r}; known: {', '.join(sorted(READERS))}", file=str(path))
+    return READERS[format](path, **accepted_options(READERS[format], options))
 
 
-def write(fmt: str, scenes: Iterable[Scene], out: str | Path, **options: Any) -> Any:
-    """Write ``scenes`` to ``out`` in format ``fmt`` (a key of :data:`WRITERS`)."""
-    if fmt not in WRITERS:
-        raise FormatError(f"unknown output format {fmt!r}; known: {', '.join(sorted(WRITERS))}", file=str(out))
-    return WRITERS[fmt](scenes, out, **options)
+def write(scenes: Iterable[Scene], path: str | Path, format: str, **options: Any) -> Any:
+    """Write ``scenes`` to ``path`` in ``format`` (a key of :data:`WRITERS`); ``options`` are the writer's own
+    (an option it does not declare is a TypeError)."""
+    if format not in WRITERS:
+        raise FormatError(f"unknown output format {format!r}; known: {', '.join(sorted(WRITERS))}", file=str(path))
+    return WRITERS[format](scenes, path, **options)

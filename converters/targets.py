@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from amodaldata.atomic import atomic_files
 from amodaldata.errors import AmodalDataError, ErrorPolicy, FormatError, OnError
 from amodaldata.masks import Mask
 from amodaldata.order import OcclusionOrder
@@ -44,16 +45,21 @@ from .losses import LossReport, Written
 
 
 def _scene_stem(scene: Scene, seen: set[str]) -> str:
-    stem = str(scene.id)
+    """A file name for the scene's arrays: its image id (with the annotation id, then a counter, where that is
+    taken), characters other than letters, digits and ``-_.`` replaced by ``_``."""
+
+    def clean(name: str) -> str:
+        return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+    stem = clean(str(scene.id))
     if stem in seen and scene.annotation_id is not None:
-        stem = f"{scene.id}-{scene.annotation_id}"
-    n = 1
-    base = stem
+        stem = clean(f"{scene.id}-{scene.annotation_id}")
+    base, n = stem, 1
     while stem in seen:
         n += 1
         stem = f"{base}-{n}"
     seen.add(stem)
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
+    return stem
 
 
 def _index_record(scene: Scene, file: str) -> dict[str, Any]:
@@ -85,15 +91,21 @@ def _target_losses(scene: Scene, fmt: str, losses: LossReport) -> None:
 
 def _write_npz_folder(scenes: Iterable[Scene], out: Path, arrays_of: Callable[[Scene], dict[str, np.ndarray]],
                       written: Written, fmt: str, losses: LossReport) -> int:
-    out.mkdir(parents=True, exist_ok=True)
+    """Write one ``.npz`` per scene and the index, all renamed into place together when every scene is written
+    (:func:`amodaldata.atomic.atomic_files`): a failure leaves the folder as it was."""
     seen: set[str] = set()
-    with open(out / "index.jsonl", "w") as index:
-        for scene in scenes:
-            _target_losses(scene, fmt, losses)
-            stem = _scene_stem(scene, seen)
-            np.savez_compressed(out / f"{stem}.npz", **arrays_of(scene))
-            index.write(json.dumps(_index_record(scene, f"{stem}.npz")) + "\n")
-            written.add(len(scene.regions))
+    names: list[Path] = []
+    with atomic_files(out) as group:
+        with open(group.temporary("index.jsonl"), "w", encoding="utf-8") as index:
+            for scene in scenes:
+                _target_losses(scene, fmt, losses)
+                stem = _scene_stem(scene, seen)
+                with open(group.temporary(f"{stem}.npz"), "wb") as arrays:
+                    np.savez_compressed(arrays, **arrays_of(scene))
+                names.append(out / f"{stem}.npz")
+                index.write(json.dumps(_index_record(scene, f"{stem}.npz")) + "\n")
+                written.add(len(scene.regions))
+        group.publish([out / "index.jsonl", *names])
     return written.scenes
 
 

@@ -39,8 +39,9 @@ class OverlayConfig:
     """Options of the overlay generator.
 
     Attributes:
-        source_format, source, images: the source dataset, read with ``converters.read(source_format, source,
-            images=images, load_images=True)`` (formats that embed images, e.g. shards, need no ``images``).
+        source_format, source, images: the source dataset, read with ``converters.read(source,
+            format=source_format, images=images, load_images=True)`` (formats that embed images, e.g. shards,
+            need no ``images``).
         objects: ``(low, high)``: objects pasted per scene, uniform in ``[low, high]``.
         scale: ``(low, high)``: each pasted object is scaled by a factor uniform in this range (then shrunk if it
             would not fit in the image).
@@ -132,7 +133,7 @@ def load_source(config: OverlayConfig) -> Source:
     """Read the source dataset once per process and cut out every eligible object (module doc)."""
     from converters import read
 
-    scenes = list(read(config.source_format, config.source, images=config.images, load_images=True))
+    scenes = list(read(config.source, format=config.source_format, images=config.images, load_images=True))
     objects: list[CutOut] = []
     for k, scene in enumerate(scenes):
         stack = scene.layers

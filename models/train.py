@@ -454,8 +454,8 @@ def train(cfg: TrainConfig) -> Path:
     loader = DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.workers, collate_fn=collate,
                         pin_memory=rt.device.type == "cuda", persistent_workers=cfg.workers > 0)
     if rt.main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+        with atomic_path(out / "config.json") as tmp:
+            tmp.write_text(json.dumps(asdict(cfg), indent=2) + "\n")
     console = _Console(cfg, out, start, rt.main)
     console.say(f"{cfg.model}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, "
                 f"{len(dataset) * rt.world_size} training scenes, {rt.world_size} rank(s) on {rt.device}, "

@@ -15,7 +15,7 @@ import generators
 AMODALDATA = [
     "AmodalDataError", "AnnotationError", "DepthCycleError", "ErrorPolicy", "FormatError", "GeometryError",
     "LayerStack", "Mask", "MissingImageError", "OcclusionOrder", "Region", "Scene", "__version__", "atomic_path",
-    "compute_stats", "format_report", "read_shards", "run_tasks", "scene_targets", "write_shards",
+    "ShardSet", "compute_stats", "format_report", "read_shards", "run_tasks", "scene_targets", "write_shards",
 ]
 CONVERTERS = ["EMBEDS_IMAGES", "READERS", "WRITERS", "detect_format", "read", "read_results", "write",
               "write_results"]
@@ -50,10 +50,12 @@ def test_the_front_door_is_light():
 
 def test_an_option_no_reader_knows_is_an_error(cocoa_json, tmp_path):
     with pytest.raises(TypeError, match="on_eror"):
-        converters.read("cocoa", cocoa_json, on_eror="skip")
+        converters.read(cocoa_json, format="cocoa", on_eror="skip")
     with pytest.raises(TypeError, match="on_eror"):
-        converters.read(None, cocoa_json, on_eror="skip")
-    assert len(list(converters.read("cocoa", cocoa_json, on_error="skip", threshold=None))) > 0
+        converters.read(cocoa_json, on_eror="skip")
+    assert len(list(converters.read(cocoa_json, format="cocoa", on_error="skip", threshold=None))) > 0
+    with pytest.raises(TypeError, match="max_levle"):
+        converters.write(converters.read(cocoa_json), tmp_path / "w", "semdist", max_levle=3)
     from converters.convert import convert
 
     with pytest.raises(TypeError, match="max_levle"):
@@ -61,11 +63,23 @@ def test_an_option_no_reader_knows_is_an_error(cocoa_json, tmp_path):
     assert not (tmp_path / "t").exists()
 
 
+def test_read_tells_the_format_and_write_takes_it(cocoa_json, tmp_path):
+    """``read(path, format=None)`` / ``write(scenes, path, format)``: the format is told from the content when not
+    given, and what is written reads back the same."""
+    told = list(converters.read(cocoa_json))
+    assert [s.id for s in told] == [s.id for s in converters.read(cocoa_json, "cocoa")]
+    converters.write(told, tmp_path / "shards", "parquet")
+    assert [s.id for s in converters.read(tmp_path / "shards")] == [s.id for s in told]
+    with pytest.raises(amodaldata.FormatError, match="unknown output format"):
+        converters.write(told, tmp_path / "x", format="no-such-format")
+
+
 def test_the_readme_first_example_runs(cocoa_json, tmp_path):
     from converters import read
 
-    amodaldata.write_shards(read("cocoa", cocoa_json), tmp_path / "shards")
-    assert [s.id for s in amodaldata.read_shards(tmp_path / "shards")] == [s.id for s in read("cocoa", cocoa_json)]
+    amodaldata.write_shards(read(cocoa_json, format="cocoa"), tmp_path / "shards")
+    read_back = [s.id for s in amodaldata.read_shards(tmp_path / "shards")]
+    assert read_back == [s.id for s in read(cocoa_json, format="cocoa")]
 
 
 def test_the_architecture_map_names_only_paths_that_exist():

@@ -17,7 +17,7 @@ from converters import read, write
 def results_file(cocoa_json, tmp_path):
     """The real COCOA regions as a COCO results file, with depth ranks and distinct scores."""
     entries = []
-    for scene in read("cocoa", cocoa_json):
+    for scene in read(cocoa_json, format="cocoa"):
         for p in ground_truth_predictions(scene):
             entries.append({"image_id": p.image_id, "segmentation": p.mask.to_rle(), "score": 1 - 0.01 * p.order,
                             "order": p.order})
@@ -67,7 +67,7 @@ def test_eval_oracle_on_json_and_shards(cocoa_json, tmp_path):
     assert res.exit_code == 0, res.output
     lines = [line.split() for line in res.output.splitlines()]
     assert [line[0] for line in lines if line and line[0] in ("1", "2", "3")] == ["1", "2"]
-    write("parquet", read("cocoa", cocoa_json), tmp_path / "shards")
+    write(read(cocoa_json, format="cocoa"), tmp_path / "shards", format="parquet")
     shards = run("eval", "oracle", tmp_path / "shards", "--layers", "1,2")
     assert shards.exit_code == 0, shards.output
     assert shards.output.splitlines()[-2:] == res.output.splitlines()[-3:-1]

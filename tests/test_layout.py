@@ -1,9 +1,12 @@
 """One home per concept (docs/architecture.md), read off the source: who imports whom, the one module that
-renames output into place, the one Parquet reader, and no file format's field names in the core (but where it hands masks to pycocotools)."""
+renames output into place, the one Parquet reader, no file format's field names in the core (but where it hands
+masks to pycocotools), and papers cited as a user can look them up."""
 
 from __future__ import annotations
 
 import ast
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -120,3 +123,15 @@ def test_the_field_names_are_those_the_formats_use():
     """The list above is not a guess: every name in it is read or written by a converter."""
     used = set().union(*(_code_strings(p) for p in _sources("converters")))
     assert FORMAT_FIELDS <= used
+
+
+def test_papers_are_cited_by_authors_and_year_not_by_an_internal_number():
+    """A user can look up "Liu et al. (2019), Table 2"; the project's private numbering of its source papers
+    means nothing outside it, in code, docs or help texts."""
+    internal = re.compile(r"\bseeds?[ _-]?0\d\d\b", re.IGNORECASE)
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    found = [f"{name}:{n}" for name in tracked.split()
+             if Path(name).suffix in {".py", ".md", ".txt", ".sh", ".toml", ".cfg", ""} and (ROOT / name).is_file()
+             for n, line in enumerate((ROOT / name).read_text(errors="replace").splitlines(), 1)
+             if internal.search(line)]
+    assert found == []

@@ -105,7 +105,8 @@ def cocoa_shards(tmp_path_factory) -> Path:
     """The five real COCOA scenes with their images, two per shard: the first row is image 188819,
     annotation 377, region 1 in front of region 2 (whose visible mask is given)."""
     out = tmp_path_factory.mktemp("cocoa") / "shards"
-    write_shards(read("cocoa", COCOA_DEMO_JSON, images=COCOA_DEMO_DIR, load_images=True), out, scenes_per_shard=2)
+    scenes = read(COCOA_DEMO_JSON, format="cocoa", images=COCOA_DEMO_DIR, load_images=True)
+    write_shards(scenes, out, scenes_per_shard=2)
     return out
 
 

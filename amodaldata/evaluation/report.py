@@ -75,7 +75,7 @@ def order_table(result: OrderResult) -> str:
 
 
 def oracle_table(result: OracleResult) -> str:
-    """Seed 002 Table 2: the K-layer oracle's scores per K (every bucket is in the JSON)."""
+    """Liu et al. (2019), Table 2: the K-layer oracle's scores per K (every bucket is in the JSON)."""
     first = result.results[0]
     overall, none, partial, heavy = (Bucket("all").name, Bucket("all", "none").name,
                                      Bucket("all", "partial").name, Bucket("all", "heavy").name)

@@ -9,7 +9,7 @@ the scenes once and lays out the tables; :mod:`.plots` draws the figures (option
 
     from amodaldata.stats import compute_stats, format_report
     from converters import read
-    result = compute_stats(read("cocoa", "COCO_amodal_val2014.json"))
+    result = compute_stats(read("COCO_amodal_val2014.json", format="cocoa"))
     print(format_report(result))
 """
 

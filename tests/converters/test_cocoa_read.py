@@ -15,7 +15,7 @@ from converters.cocoa import depth_constraint_order, read_cocoa
 
 
 def test_release_file_reads_every_annotation(cocoa_json, cocoa_raw):
-    scenes = list(read("cocoa", cocoa_json))
+    scenes = list(read(cocoa_json, format="cocoa"))
     assert [s.id for s in scenes] == [a["image_id"] for a in cocoa_raw["annotations"]]
     for scene, ann, image in zip(scenes, cocoa_raw["annotations"], cocoa_raw["images"]):
         assert (scene.height, scene.width, scene.file_name) == (image["height"], image["width"], image["file_name"])

@@ -81,3 +81,23 @@ def test_a_broken_target_folder_is_refused(cocoa_json, tmp_path):
     result = run("convert", "semdist", tmp_path / "sd", "--to", "cocoa", "--out", tmp_path / "c.json")
     assert result.exit_code == 1 and f"{tmp_path / 'sd' / first}" in result.stderr
     assert "cannot read the arrays" in result.stderr and not (tmp_path / "c.json").exists()
+
+
+@pytest.mark.parametrize("target", ["semdist", "layered"])
+def test_a_target_folder_is_written_whole_or_not_at_all(target, cocoa_json, tmp_path):
+    """A scene that fails half-way through leaves the folder as it was: no index, no arrays, no temporaries; a
+    second write replaces the first one's files."""
+
+    def failing():
+        yield from list(read_cocoa(cocoa_json))[:2]
+        raise RuntimeError("the source broke")
+
+    out = tmp_path / "t"
+    with pytest.raises(RuntimeError, match="the source broke"):
+        WRITERS[target](failing(), out)
+    assert list(out.iterdir()) == []
+    assert WRITERS[target](read_cocoa(cocoa_json), out) == 5
+    first = sorted(p.name for p in out.iterdir())
+    assert "index.jsonl" in first and all(not name.startswith(".") for name in first)
+    assert WRITERS[target](read_cocoa(cocoa_json), out) == 5
+    assert sorted(p.name for p in out.iterdir()) == first

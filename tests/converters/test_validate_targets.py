@@ -22,7 +22,7 @@ def folders(cocoa_json, tmp_path) -> dict[str, Path]:
     out = {}
     for fmt, options in (("semdist", {}), ("layered", {"layers": 3})):
         out[fmt] = tmp_path / fmt
-        write(fmt, read_cocoa(cocoa_json), out[fmt], **options)
+        write(read_cocoa(cocoa_json), out[fmt], format=fmt, **options)
     return out
 
 
@@ -116,7 +116,7 @@ def test_a_folder_without_an_index_is_refused(tmp_path):
 
 def test_kins_2020_files_are_checked_as_kins(cocoa_json, tmp_path):
     out = tmp_path / "update_train_2020.json"
-    write("kins-2020", read_cocoa(cocoa_json), out)
+    write(read_cocoa(cocoa_json), out, format="kins-2020")
     res = CliRunner().invoke(main, ["validate", str(out), "--from", "kins-2020"])
     assert res.exit_code == 0, res.output
     assert "clean" in res.output

@@ -52,14 +52,14 @@ def test_scores_per_k_by_hand(half_hidden):
 
 
 def test_real_cocoa_and_shards_agree(cocoa_json, tmp_path):
-    scenes = list(read("cocoa", cocoa_json))
+    scenes = list(read(cocoa_json, format="cocoa"))
     res = evaluate_oracle(scenes)
     aps = [r.overall.ap for r in res.results]
     assert res.layers == [1, 2, 3, 4, 5]
     assert aps == sorted(aps) and aps[0] < 0.9 and aps[-1] == pytest.approx(1.0)
     assert res.results[0].bucket("all, none [0, 1e-05]").ap == pytest.approx(1.0)   # unoccluded: exact at K=1
-    write("parquet", scenes, tmp_path / "shards")
-    again = evaluate_oracle(read("parquet", tmp_path / "shards"))
+    write(scenes, tmp_path / "shards", format="parquet")
+    again = evaluate_oracle(read(tmp_path / "shards", format="parquet"))
     assert [r.overall.ap for r in again.results] == aps
     assert again.to_dict()["layers"][0]["K"] == 1
 
@@ -83,7 +83,7 @@ def test_generated_shapes_class_aware():
     assert res.results[0].class_aware and res.results[0].overall.n_gt == sum(len(s.regions) for s in scenes)
 
 
-#: Seed 002, Table 2 (N = 6 instances per class): K -> (AP, AP50, AP75, AR100) of the K-layer oracle.
+#: Liu et al. (2019), Table 2 (N = 6 instances per class): K -> (AP, AP50, AP75, AR100) of the K-layer oracle.
 PAPER_TABLE_2 = {2: (0.8584, 0.9604, 0.8614, 0.8627), 3: (0.9703, 0.9901, 0.9802, 0.9744)}
 
 

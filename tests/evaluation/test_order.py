@@ -115,7 +115,7 @@ def test_no_order_information_is_an_error(scenes):
 
 
 def test_real_cocoa(cocoa_json):
-    scenes = list(read("cocoa", cocoa_json))
+    scenes = list(read(cocoa_json, format="cocoa"))
     res = evaluate_order(scenes, [p for s in scenes for p in ground_truth_predictions(s)])
     assert res.model.pairs > 30 and res.model.accuracy == 1.0
     assert [b.name for b in res.baselines] == ["smaller area in front", "lower in the image in front",

@@ -79,7 +79,7 @@ def test_eval_part_all_prints_the_table_1_summary(tmp_path):
     from converters import write
     s = scene()
     gt = tmp_path / "gt.json"
-    write("cocoa", [s], gt)
+    write([s], gt, format="cocoa")
     records = [{"image_id": 1, "segmentation": p.mask.to_rle(), "visible": p.visible.to_rle(),
                 "occluded": p.occluded.to_rle(), "score": p.score} for p in perfect(s)]
     pred = tmp_path / "pred.json"

@@ -203,7 +203,7 @@ def test_order_plots_bin_every_pair(scenes, predictions, files, tmp_path):
 def test_stuff_gets_its_rows_when_the_ground_truth_has_stuff(cocoa_json):
     from converters import read
 
-    gt = list(read("cocoa", cocoa_json))
+    gt = list(read(cocoa_json, format="cocoa"))
     preds = simulated_predictions(gt)
     result = evaluate_segmentation(gt, preds)
     plot = segmentation_plots(gt, preds, result)[0]

@@ -30,7 +30,7 @@ def one_square_scene(make_box, regions: int = 1) -> Scene:
 
 # -- hand-checkable cases ------------------------------------------------------------------------------------
 def test_perfect_prediction_scores_one(cocoa_json):
-    scenes = list(read("cocoa", cocoa_json))
+    scenes = list(read(cocoa_json, format="cocoa"))
     preds = [p for s in scenes for p in ground_truth_predictions(s)]
     res = evaluate_segmentation(scenes, preds)
     overall = res.overall
@@ -171,7 +171,7 @@ def jittered(scenes: list[Scene], seed: int) -> list[Prediction]:
 def test_agrees_with_cocoeval_on_real_cocoa(cocoa_json, cocoa_raw, coco_reference):
     """Real COCOA ground truth, jittered predictions: overall and per-level numbers of the official protocol,
     the levels taken from the release's own ``occlude_rate`` fields."""
-    scenes = list(read("cocoa", cocoa_json))
+    scenes = list(read(cocoa_json, format="cocoa"))
     preds = jittered(scenes, 0)
     res = evaluate_segmentation(scenes, preds)
     precision, recall = coco_reference(scenes, preds, 0)
@@ -199,7 +199,7 @@ def _mean(values: np.ndarray) -> float:
 
 # -- occlusion rates and buckets ---------------------------------------------------------------------------
 def test_occlusion_rates_equal_the_layer_stack_on_real_cocoa(cocoa_json, cocoa_raw):
-    for scene, ann in zip(read("cocoa", cocoa_json), cocoa_raw["annotations"]):
+    for scene, ann in zip(read(cocoa_json, format="cocoa"), cocoa_raw["annotations"]):
         rates = occlusion_rates(scene)
         for region, raw in zip(scene.regions, ann["regions"]):
             assert rates[region.id] == scene.layers.occlusion_rate(region.id)
@@ -242,7 +242,7 @@ def test_outside_a_level_is_ignored_not_missed(make_box):
 
 
 def test_visible_ground_truth_masks(cocoa_json):
-    scenes = list(read("cocoa", cocoa_json))
+    scenes = list(read(cocoa_json, format="cocoa"))
     visible = [Prediction(s.id, Mask.from_bitmap(s.layers.visible(r.id)), 1.0 - 0.01 * i, index=i)
                for s in scenes for i, r in enumerate(s.regions)]
     assert evaluate_segmentation(scenes, visible, gt_mask="visible").overall.ap == ONE
@@ -291,7 +291,7 @@ def test_class_aware_needs_the_right_category(make_box):
 def test_class_aware_without_categories_names_the_region(cocoa_json):
     from amodaldata.errors import AnnotationError
 
-    scenes = list(read("cocoa", cocoa_json))
+    scenes = list(read(cocoa_json, format="cocoa"))
     with pytest.raises(AnnotationError, match="category id") as err:
         evaluate_segmentation(scenes, [], class_aware=True)
     named = {s.id: s for s in scenes}[err.value.image_id]

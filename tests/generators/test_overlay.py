@@ -162,11 +162,11 @@ def test_every_source_format_feeds_the_overlay(tmp_path, fmt, writer, label_map)
     images) is a source like the original: the same objects are cut out and pasted."""
     from converters import read, write
 
-    scenes = list(read("cocoa", COCOA_DEMO_JSON, images=COCOA_DEMO_DIR, load_images=fmt == "parquet"))
+    scenes = list(read(COCOA_DEMO_JSON, format="cocoa", images=COCOA_DEMO_DIR, load_images=fmt == "parquet"))
     out = tmp_path / ("shards" if fmt == "parquet" else f"{writer}.json")
     options = {} if label_map is None else {"label_map": {name: label_map for s in scenes for name in
                                                           {r.name for r in s.regions if r.name is not None}}}
-    write(writer, scenes, out, **options)
+    write(scenes, out, format=writer, **options)
     images = None if fmt == "parquet" else str(COCOA_DEMO_DIR)
     config = OverlayConfig(fmt, str(out), images, objects=(2, 2), min_area=100, image_format="png")
     original = OverlayConfig("cocoa", str(COCOA_DEMO_JSON), str(COCOA_DEMO_DIR), objects=(2, 2), min_area=100,

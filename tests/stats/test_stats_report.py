@@ -22,7 +22,7 @@ def test_occlusion_rates_recomputed_from_polygons_and_order_equal_the_release(co
     released = {(ann["id"], k + 1): region.get("occlude_rate")
                 for ann in cocoa_raw["annotations"] for k, region in enumerate(ann["regions"])}
     checked = occluded = 0
-    for scene in read("cocoa", cocoa_json):
+    for scene in read(cocoa_json, format="cocoa"):
         levels = SceneGeometry.of(scene, scene.layers).occlusion_levels()
         for region, level in zip(scene.regions, levels):
             assert level == pytest.approx(released[(scene.annotation_id, region.id)], abs=1e-9)
@@ -32,7 +32,7 @@ def test_occlusion_rates_recomputed_from_polygons_and_order_equal_the_release(co
 
 
 def test_demo_summary_matches_the_release_counts(cocoa_json, cocoa_raw):
-    result = compute_stats(read("cocoa", cocoa_json))
+    result = compute_stats(read(cocoa_json, format="cocoa"))
     s = result["summary"]
     regions = [r for ann in cocoa_raw["annotations"] for r in ann["regions"]]
     assert s["images"] == 5 and s["annotations"] == 5
@@ -60,7 +60,7 @@ def test_demo_summary_matches_the_release_counts(cocoa_json, cocoa_raw):
 
 
 def test_json_has_no_nan_and_is_written_atomically(tmp_path, cocoa_json):
-    result = compute_stats(read("cocoa", cocoa_json))
+    result = compute_stats(read(cocoa_json, format="cocoa"))
     path = write_json(result, tmp_path / "out" / "stats.json")
     assert json.loads(path.read_text()) == json.loads(json.dumps(result))
     assert [p.name for p in path.parent.iterdir()] == ["stats.json"]

@@ -22,7 +22,7 @@ from generators.shapes import ShapesConfig, generate_scene
 @pytest.fixture
 def scenes(cocoa_json):
     shapes = [generate_scene(ShapesConfig(size=64, per_class=(1, 3)), np.random.default_rng(i), i) for i in range(4)]
-    return list(read("cocoa", cocoa_json)) + shapes
+    return list(read(cocoa_json, format="cocoa")) + shapes
 
 
 def _measure(scenes, tmp_path):
