@@ -21,9 +21,11 @@ The console shows a progress bar (it/s, ETA, the current losses and learning rat
 the model is scored every ``--eval-every`` iterations on those shards (COCO AP / AR of ``amodaldata eval``,
 printed and logged). The run folder holds ``config.json`` (the resolved options), ``log.jsonl`` (one JSON
 object per logged step, losses averaged over ranks; one per validation), ``checkpoint.pt`` (model,
-optimiser, scheduler and scaler state, the iteration reached; rewritten atomically every
+optimiser and scaler state, the iteration reached; rewritten atomically every
 ``--checkpoint-every`` iterations and at the end) and, with ``--tensorboard``, TensorBoard event files.
-Running the same command again resumes from the checkpoint, with or without mixed precision.
+Running the same command again resumes from the checkpoint, with or without mixed precision; a resumed
+run takes the learning rate, schedule and weight decay of the command that resumes it (a longer
+``--max-iter`` with new ``--lr-steps`` extends a run).
 """
 
 from __future__ import annotations
@@ -273,6 +275,17 @@ class WarmupStepSchedule:
         return factor
 
 
+def resume_optimizer(optimizer: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
+    """Load a checkpoint's per-parameter state (momenta, Adam moments) into ``optimizer`` and keep the
+    hyper-parameters it was built with (learning rate, weight decay, momentum), so that a resumed run does
+    what its command and ``config.json`` say; the schedule's base is this learning rate."""
+    built = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+    optimizer.load_state_dict(saved)
+    for group, hyper in zip(optimizer.param_groups, built):
+        group.update(hyper)
+        group["initial_lr"] = hyper["lr"]
+
+
 def autocast_settings(cfg: TrainConfig, device: torch.device) -> tuple[bool, torch.dtype]:
     """Whether to autocast and to which dtype: on by default on CUDA only; float16 needs CUDA."""
     enabled = cfg.amp if cfg.amp is not None else device.type == "cuda"
@@ -418,7 +431,6 @@ def train(cfg: TrainConfig) -> Path:
     lr = cfg.base_lr() * global_batch / ref_batch
     optimizer = make_optimizer(model, cfg, lr)
     schedule = WarmupStepSchedule(cfg.warmup_iters, cfg.warmup_factor, tuple(cfg.lr_steps), cfg.gamma)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     amp, amp_dtype = autocast_settings(cfg, rt.device)
     scaler = torch.amp.GradScaler(rt.device.type, enabled=amp and amp_dtype == torch.float16)
     start, epoch = 0, 0
@@ -431,15 +443,17 @@ def train(cfg: TrainConfig) -> Path:
                              f"{state['config']}, "
                              f"{state['data']}); use another --out")
         model.load_state_dict(state["state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        resume_optimizer(optimizer, state["optimizer"])
         if state.get("scaler") and scaler.is_enabled():          # a run resumed with fp16 AMP switched on/off
             scaler.load_state_dict(state["scaler"])
         start, epoch = state["iteration"], state["epoch"]
-        notes.append(f"resumed from {ckpt_path} at iteration {start}")
+        notes.append(f"resumed from {ckpt_path} at iteration {start}; learning rate, schedule and weight decay "
+                     f"as this command gives them")
     elif cfg.pretrained is not None:
         from .weights import load_pretrained
         notes.append(load_pretrained(model, cfg.pretrained, cfg.backbone).summary())
+    # the factor of iteration `start` applies to the first step (a resumed run follows this command's schedule)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule, last_epoch=start - 1)
     net: nn.Module = (DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda"
                                               else None) if rt.distributed else model)
     sampler = make_sampler({**cfg.data_config(), "flip": cfg.flip}, train=True, images=cfg.images)
@@ -470,7 +484,7 @@ def train(cfg: TrainConfig) -> Path:
             save_checkpoint(ckpt_path, {
                 "model": cfg.model, "config": cfg.model_config(), "data": cfg.data_config(),
                 "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "iteration": iteration,
+                "scaler": scaler.state_dict(), "iteration": iteration,
                 "epoch": epoch, "stage": cfg.stage,
             })
 

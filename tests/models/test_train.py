@@ -120,6 +120,24 @@ def test_resume_across_amp_settings(shards, tmp_path):
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in steps)
 
 
+def test_a_resumed_run_follows_the_command_that_resumes_it(shards, tmp_path, capsys):
+    # a run extended with a learning-rate step and another weight decay: the checkpoint's moments carry over,
+    # the hyper-parameters are the new command's (as config.json says), not the checkpoint's
+    run = tmp_path / "run"
+    train.train(_rcnn(shards, run, max_iter=2, lr=0.01, optimizer="sgd", weight_decay=1e-4, ref_batch=2))
+    moments = load_checkpoint(run / "checkpoint.pt")["optimizer"]["state"]
+    assert moments and all("momentum_buffer" in m for m in moments.values())
+    train.train(_rcnn(shards, run, max_iter=4, lr=0.02, optimizer="sgd", weight_decay=0.0, lr_steps=[3], gamma=0.1,
+                       ref_batch=2))
+    assert "learning rate, schedule and weight decay as this command gives them" in capsys.readouterr().out
+    lrs = [r["lr"] for r in _log(run) if "loss" in r]          # logged after each step: the next step's rate
+    assert lrs == pytest.approx([0.01, 0.01, 0.002, 0.002])
+    state = load_checkpoint(run / "checkpoint.pt")
+    assert state["iteration"] == 4 and "scheduler" not in state
+    assert [g["weight_decay"] for g in state["optimizer"]["param_groups"]] == [0.0, 0.0]
+    assert json.loads((run / "config.json").read_text())["lr_steps"] == [3]
+
+
 def test_ddp_on_cpu_with_gloo(shards, tmp_path):
     run = tmp_path / "run"
     cfg = TrainConfig(model="embedding", data=str(shards), out=str(run), max_iter=2, batch_size=1, size=64,
